@@ -1,0 +1,1 @@
+"""Audiences: saved condition rules over a club's members."""

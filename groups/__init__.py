@@ -1,0 +1,1 @@
+"""Members groups: manual, automatic and system groups, their memberships and history."""

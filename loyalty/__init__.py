@@ -1,0 +1,1 @@
+"""The Members Groups service: project package and the tenant (loyalty club) app."""

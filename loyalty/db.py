@@ -1,0 +1,108 @@
+"""Database plumbing shared by the apps: same-club foreign keys and array parameters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.operations.base import Operation
+from django.db.migrations.state import ProjectState
+
+
+class AddSameClubForeignKey(Operation):
+    """Make ``model.column`` point at a row of ``to`` *in the same club*.
+
+    PostgreSQL gets a composite foreign key ``(club_id, column) -> to(club_id, id)``; SQLite,
+    which cannot add constraints to an existing table, gets triggers with the same effect.
+    Where the plain single-column foreign key is redundant (membership rows, written in
+    bulk), the model field is declared with ``db_constraint=False`` so the database pays for
+    one check per column, not two.
+    """
+
+    reversible = True
+
+    def __init__(self, model_name: str, column: str, to: str, on_delete: str = "CASCADE") -> None:
+        self.model_name = model_name
+        self.column = column
+        self.to = to
+        self.on_delete = on_delete
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        kwargs = {"model_name": self.model_name, "column": self.column, "to": self.to}
+        return (self.__class__.__name__, [], {**kwargs, "on_delete": self.on_delete})
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        """Change no model state: the constraint lives in the database only."""
+
+    def _tables(self, app_label: str, state: ProjectState) -> tuple[str, str, str]:
+        table = state.apps.get_model(app_label, self.model_name)._meta.db_table
+        ref = state.apps.get_model(self.to)._meta.db_table
+        return table, ref, f"{table}_{self.column}_same_club"
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        table, ref, name = self._tables(app_label, to_state)
+        col = self.column
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(
+                f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" FOREIGN KEY ("club_id", "{col}") '
+                f'REFERENCES "{ref}" ("club_id", "id") ON DELETE {self.on_delete}'
+            )
+            return
+        for event in ("INSERT", "UPDATE"):
+            schema_editor.execute(
+                f'CREATE TRIGGER "{name}_{event.lower()}" BEFORE {event} ON "{table}" '
+                f'WHEN NEW."{col}" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "{ref}" '
+                f'WHERE "id" = NEW."{col}" AND "club_id" = NEW."club_id") '
+                f"BEGIN SELECT RAISE(ABORT, 'FOREIGN KEY constraint failed: {name}'); END"
+            )
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        table, _ref, name = self._tables(app_label, from_state)
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
+            return
+        for event in ("insert", "update"):
+            schema_editor.execute(f'DROP TRIGGER "{name}_{event}"')
+
+    def describe(self) -> str:
+        return f"Same-club foreign key on {self.model_name}.{self.column} -> {self.to}"
+
+
+def in_array(column: str, sql_type: str) -> str:
+    """SQL testing ``column`` against one array parameter of ``sql_type`` (see ``array_param``).
+
+    One bound array instead of an ``IN (...)`` list: about 2x faster to plan on PostgreSQL
+    and free of the 65,535-parameter limit (PERFORMANCE.md).
+    """
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s::{sql_type}[])"
+    return f"{column} IN (SELECT value FROM json_each(%s))"
+
+
+def array_rows(sql_type: str, alias: str) -> str:
+    """A FROM-clause table ``alias`` with one row, column ``value``, per array element."""
+    if connection.vendor == "postgresql":
+        return f"unnest(%s::{sql_type}[]) AS {alias}(value)"
+    return f"(SELECT value FROM json_each(%s)) AS {alias}"
+
+
+def array_param(values: Iterable[Any]) -> Any:
+    """Bind a Python sequence as one array parameter for ``in_array``/``array_rows``."""
+    if connection.vendor == "postgresql":
+        return list(values)
+    return json.dumps(list(values))

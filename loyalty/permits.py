@@ -1,0 +1,45 @@
+"""The named permits an API token can carry (SPEC section 2), one constant each."""
+
+GROUPS_LIST = "BL:Api:MembersGroups:List"
+GROUPS_SHOW = "BL:Api:MembersGroups:Show"
+GROUPS_CREATE = "BL:Api:MembersGroups:Create"
+GROUPS_UPDATE = "BL:Api:MembersGroups:Update"
+GROUPS_DESTROY = "BL:Api:MembersGroups:Destroy"
+GROUPS_ADD_MEMBERS = "BL:Api:MembersGroups:AddMembers"
+GROUPS_REMOVE_MEMBERS = "BL:Api:MembersGroups:RemoveMembers"
+MEMBERS_LIST = "BL:Api:Members:List"
+MEMBERS_SHOW = "BL:Api:Members:Show"
+MEMBERS_CREATE = "BL:Api:Members:Create"
+MEMBERS_UPDATE = "BL:Api:Members:Update"
+MEMBERS_DESTROY = "BL:Api:Members:Destroy"
+MEMBERS_IMPORTS_CREATE = "BL:Api:Members:Imports:Create"
+MEMBERS_IMPORTS_SHOW = "BL:Api:Members:Imports:Show"
+AUDIENCES_LIST = "BL:Api:Audiences:List"
+AUDIENCES_SHOW = "BL:Api:Audiences:Show"
+AUDIENCES_CREATE = "BL:Api:Audiences:Create"
+AUDIENCES_UPDATE = "BL:Api:Audiences:Update"
+AUDIENCES_DESTROY = "BL:Api:Audiences:Destroy"
+AUDIENCES_PREVIEW = "BL:Api:Audiences:Preview"
+
+ALL_PERMITS: tuple[str, ...] = (
+    GROUPS_LIST,
+    GROUPS_SHOW,
+    GROUPS_CREATE,
+    GROUPS_UPDATE,
+    GROUPS_DESTROY,
+    GROUPS_ADD_MEMBERS,
+    GROUPS_REMOVE_MEMBERS,
+    MEMBERS_LIST,
+    MEMBERS_SHOW,
+    MEMBERS_CREATE,
+    MEMBERS_UPDATE,
+    MEMBERS_DESTROY,
+    MEMBERS_IMPORTS_CREATE,
+    MEMBERS_IMPORTS_SHOW,
+    AUDIENCES_LIST,
+    AUDIENCES_SHOW,
+    AUDIENCES_CREATE,
+    AUDIENCES_UPDATE,
+    AUDIENCES_DESTROY,
+    AUDIENCES_PREVIEW,
+)

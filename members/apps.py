@@ -1,0 +1,7 @@
+"""App config for members."""
+
+from django.apps import AppConfig
+
+
+class MembersConfig(AppConfig):
+    name = "members"

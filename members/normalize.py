@@ -1,0 +1,67 @@
+"""Normalisation of member identifiers, shared by models, services, the API and imports."""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+# E.164 allows at most 15 digits; fewer than 7 cannot be a full international number.
+MSISDN_MIN_DIGITS = 7
+MSISDN_MAX_DIGITS = 15
+_MSISDN_SEPARATORS = re.compile(r"[\s\-().]")
+
+
+class InvalidIdentifier(ValueError):
+    """An email, msisdn or id that cannot be normalised."""
+
+
+def normalize_email(value: object) -> str:
+    """Return the email trimmed and lower-cased, or raise ``InvalidIdentifier``."""
+    if not isinstance(value, str):
+        raise InvalidIdentifier("must be a string")
+    email = value.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise InvalidIdentifier("is not a valid email address") from exc
+    return email
+
+
+def normalize_msisdn(value: object) -> str:
+    """Return digits only, E.164 without ``+``/``00`` (``+47 407 69 126`` -> ``4740769126``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidIdentifier("must be a string")
+    msisdn = _MSISDN_SEPARATORS.sub("", value.strip())
+    if msisdn.startswith("+"):
+        msisdn = msisdn[1:]
+    elif msisdn.startswith("00"):
+        msisdn = msisdn[2:]
+    if not msisdn.isascii() or not msisdn.isdigit() or msisdn.startswith("0"):
+        raise InvalidIdentifier("is not a valid international phone number")
+    if not MSISDN_MIN_DIGITS <= len(msisdn) <= MSISDN_MAX_DIGITS:
+        raise InvalidIdentifier(
+            f"must have {MSISDN_MIN_DIGITS} to {MSISDN_MAX_DIGITS} digits with the country code"
+        )
+    return msisdn
+
+
+# Largest value of a PostgreSQL bigint: ids beyond it cannot exist.
+MAX_ID = 2**63 - 1
+
+
+def normalize_id(value: object) -> int:
+    """Return a positive integer member id (accepting digit strings), or raise."""
+    if isinstance(value, bool):
+        raise InvalidIdentifier("must be an integer")
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise InvalidIdentifier("must be a positive integer")
+    return value
+
+
+NORMALIZERS = {"email": normalize_email, "msisdn": normalize_msisdn, "id": normalize_id}

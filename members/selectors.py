@@ -1,0 +1,55 @@
+"""Reads over members beyond one queryset method."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+
+from loyalty.db import array_param, in_array
+from loyalty.models import Club
+from members.models import Member
+from members.normalize import NORMALIZERS, InvalidIdentifier
+
+IDENTIFIER_TYPES = tuple(NORMALIZERS)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Identifiers resolved to member ids of one club."""
+
+    member_ids: list[int]
+    not_found: list[Any]
+    invalid: list[Any]
+
+
+def resolve_identifiers(*, club: Club, identifier_type: str, identifiers: Iterable[Any]) -> Resolution:
+    """Normalise identifiers and look them up in one query; duplicates count once.
+
+    ``not_found`` and ``invalid`` list identifiers as the caller sent them (the first
+    spelling of each normalised value), so a client can match them to its own records.
+    """
+    normalize = NORMALIZERS[identifier_type]
+    wanted: dict[Any, Any] = {}
+    invalid: dict[Any, Any] = {}
+    for raw in identifiers:
+        try:
+            wanted.setdefault(normalize(raw), raw)
+        except InvalidIdentifier:
+            invalid.setdefault(repr(raw), raw)
+    column, sql_type = ("id", "bigint") if identifier_type == "id" else (identifier_type, "text")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, {column} FROM {Member._meta.db_table} "
+            f"WHERE club_id = %s AND {in_array(column, sql_type)} ORDER BY id",
+            [club.pk, array_param(wanted)],
+        )
+        rows = cursor.fetchall()
+    found = {value for _id, value in rows}
+    return Resolution(
+        member_ids=[row[0] for row in rows],
+        not_found=[raw for value, raw in wanted.items() if value not in found],
+        invalid=list(invalid.values()),
+    )
