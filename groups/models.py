@@ -120,7 +120,9 @@ class MembershipEvent(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["club", "group_id", "created_at"], name="event_club_group_time_idx"),
+            models.Index(
+                fields=["club", "group_id", "created_at"], name="event_club_group_time_idx"
+            ),
             models.Index(
                 fields=["club", "member_id", "created_at"], name="event_club_member_time_idx"
             ),

@@ -30,7 +30,12 @@ def join_system_groups_on_save(
 
 @receiver(members_created, dispatch_uid="groups.join_system_groups_on_bulk_create")
 def join_system_groups_on_bulk_create(
-    sender: type[Member], *, club: Club, member_ids: list[int], source: str, actor: str,
+    sender: type[Member],
+    *,
+    club: Club,
+    member_ids: list[int],
+    source: str,
+    actor: str,
     **kwargs: Any,
 ) -> None:
     services.join_system_groups(club=club, member_ids=member_ids, source=source, actor=actor)

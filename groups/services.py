@@ -16,7 +16,7 @@ from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from audiences.models import Audience
-from groups.models import ALL_MEMBERS_KEY, EventKind, Membership, MembersGroup, MembershipEvent
+from groups.models import ALL_MEMBERS_KEY, EventKind, MembersGroup, Membership, MembershipEvent
 from loyalty.db import array_param, array_rows, in_array
 from loyalty.errors import InvalidParameters, NotAllowed
 from loyalty.models import Club
@@ -300,8 +300,15 @@ def leave_all_groups(*, member: Member, source: str, actor: str = "") -> None:
             f"INSERT INTO {EVENT_TABLE} "
             "(club_id, group_id, member_id, kind, source, actor, created_at) "
             f"SELECT %s, g.value, %s, %s, %s, %s, %s FROM {array_rows('bigint', 'g')}",
-            [member.club_id, member.pk, EventKind.LEFT, source, actor, timezone.now(),
-             array_param(group_ids)],
+            [
+                member.club_id,
+                member.pk,
+                EventKind.LEFT,
+                source,
+                actor,
+                timezone.now(),
+                array_param(group_ids),
+            ],
         )
         cursor.execute(
             f"UPDATE {GROUP_TABLE} SET members_count = members_count - 1 "

@@ -74,7 +74,9 @@ class ApiToken(ClubScopedModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["club", "key_hash"], name="apitoken_club_key_hash_uniq"),
+            models.UniqueConstraint(
+                fields=["club", "key_hash"], name="apitoken_club_key_hash_uniq"
+            ),
         ]
         indexes = [models.Index(fields=["club", "name"], name="apitoken_club_name_idx")]
 

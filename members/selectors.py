@@ -25,7 +25,9 @@ class Resolution:
     invalid: list[Any]
 
 
-def resolve_identifiers(*, club: Club, identifier_type: str, identifiers: Iterable[Any]) -> Resolution:
+def resolve_identifiers(
+    *, club: Club, identifier_type: str, identifiers: Iterable[Any]
+) -> Resolution:
     """Normalise identifiers and look them up in one query; duplicates count once.
 
     ``not_found`` and ``invalid`` list identifiers as the caller sent them (the first

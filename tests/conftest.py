@@ -1,0 +1,24 @@
+"""Shared fixtures: a club with its system group, and a few members."""
+
+from __future__ import annotations
+
+import pytest
+
+from groups.models import ALL_MEMBERS_KEY, MembersGroup
+from loyalty.models import Club
+from tests.factories import ClubFactory
+
+
+@pytest.fixture
+def club(db: None) -> Club:
+    return ClubFactory(slug="red-club", name="Red Club")
+
+
+@pytest.fixture
+def other_club(db: None) -> Club:
+    return ClubFactory(slug="blue-club", name="Blue Club")
+
+
+@pytest.fixture
+def all_members(club: Club) -> MembersGroup:
+    return MembersGroup.objects.get(club=club, system_key=ALL_MEMBERS_KEY)
