@@ -1,0 +1,23 @@
+"""Run the benchmarks: ``python -m bench [--members N]`` (PostgreSQL, see README)."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench import api_bulk
+from bench.dataset import ensure_club
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--identifiers", type=int, default=100_000)
+    parser.add_argument("--naive-sample", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    club_id = ensure_club(args.members)
+    api_bulk.run(club_id, args.members, args.identifiers, args.naive_sample, args.runs)
+
+
+if __name__ == "__main__":
+    main()
