@@ -1,0 +1,21 @@
+"""The audience condition engine: parse (grammar), map operators (operators), compile to SQL."""
+
+from audiences.conditions.compiler import (
+    compile_conditions,
+    referenced_group_ids,
+    uses_relative_dates,
+)
+from audiences.conditions.grammar import And, ConditionError, Leaf, Node, Not, Or, parse_conditions
+
+__all__ = [
+    "And",
+    "ConditionError",
+    "Leaf",
+    "Node",
+    "Not",
+    "Or",
+    "compile_conditions",
+    "parse_conditions",
+    "referenced_group_ids",
+    "uses_relative_dates",
+]
