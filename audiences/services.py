@@ -7,7 +7,9 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
+from audiences.conditions import ConditionError, parse_conditions
 from audiences.models import Audience
+from audiences.signals import audience_conditions_changed
 from loyalty.errors import InvalidParameters, NotAllowed
 from loyalty.models import Club
 
@@ -20,18 +22,13 @@ class AudienceOwnedByGroup(NotAllowed):
     message = "The audience is the rule of a manual or system group and cannot be changed."
 
 
-def validate_conditions(conditions: Any) -> list[Any]:
-    """Check the outer shape of ``conditions``: a JSON array of condition objects."""
-    if not isinstance(conditions, list):
-        raise InvalidParameters.field("conditions", "not_an_array")
-    details = {
-        str(index): [{"error": "not_an_object", "options": {}}]
-        for index, condition in enumerate(conditions)
-        if not isinstance(condition, dict)
-    }
-    if details:
-        raise InvalidParameters(details={"conditions": details})
-    return conditions
+def validate_conditions(conditions: Any, field: str = "conditions") -> list[Any]:
+    """Return ``conditions`` if the engine's grammar accepts them, else raise 422 on ``field``."""
+    try:
+        parse_conditions(conditions)
+    except ConditionError as exc:
+        raise InvalidParameters(details={field: exc.details}) from exc
+    return list(conditions)
 
 
 @transaction.atomic
@@ -42,14 +39,18 @@ def create_audience(*, club: Club, name: str = "", conditions: Any = None) -> Au
 
 @transaction.atomic
 def update_audience(*, audience: Audience, **fields: Any) -> Audience:
+    """Rename an audience or change its rule; groups that follow it are re-computed."""
     audience = Audience.objects.select_for_update().get(pk=audience.pk, club_id=audience.club_id)
-    if "conditions" in fields:
+    changed = "conditions" in fields and fields["conditions"] != audience.conditions
+    if changed:
         if audience.groups.filter(Q(automatic=False) | Q(system=True)).exists():
             raise AudienceOwnedByGroup()
         audience.conditions = validate_conditions(fields["conditions"])
     if "name" in fields:
         audience.name = fields["name"]
     audience.save()
+    if changed:
+        audience_conditions_changed.send(sender=Audience, audience=audience)
     return audience
 
 

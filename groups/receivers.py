@@ -1,4 +1,4 @@
-"""Reactions of groups to member and club events; each calls one service of this app."""
+"""Reactions of groups to club, member and audience events; each calls one service."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import Any
 
 from django.dispatch import receiver
 
+from audiences.models import Audience
+from audiences.signals import audience_conditions_changed
 from groups import services
 from loyalty.models import Club
 from loyalty.signals import club_created
@@ -18,27 +20,18 @@ def create_system_groups(sender: type[Club], *, club: Club, **kwargs: Any) -> No
     services.create_system_groups(club=club)
 
 
-@receiver(member_saved, dispatch_uid="groups.join_system_groups_on_save")
-def join_system_groups_on_save(
-    sender: type[Member], *, member: Member, created: bool, source: str, actor: str, **kwargs: Any
+@receiver(member_saved, dispatch_uid="groups.refresh_memberships_for_member")
+def refresh_memberships_for_member(
+    sender: type[Member], *, member: Member, actor: str, **kwargs: Any
 ) -> None:
-    if created:
-        services.join_system_groups(
-            club=member.club, member_ids=[member.pk], source=source, actor=actor
-        )
+    services.refresh_memberships_for_member(member=member, actor=actor)
 
 
-@receiver(members_created, dispatch_uid="groups.join_system_groups_on_bulk_create")
-def join_system_groups_on_bulk_create(
-    sender: type[Member],
-    *,
-    club: Club,
-    member_ids: list[int],
-    source: str,
-    actor: str,
-    **kwargs: Any,
+@receiver(members_created, dispatch_uid="groups.refresh_memberships_for_members")
+def refresh_memberships_for_members(
+    sender: type[Member], *, club: Club, member_ids: list[int], actor: str, **kwargs: Any
 ) -> None:
-    services.join_system_groups(club=club, member_ids=member_ids, source=source, actor=actor)
+    services.refresh_memberships_for_members(club=club, member_ids=member_ids, actor=actor)
 
 
 @receiver(member_deleting, dispatch_uid="groups.leave_all_groups")
@@ -46,3 +39,10 @@ def leave_all_groups(
     sender: type[Member], *, member: Member, source: str, actor: str, **kwargs: Any
 ) -> None:
     services.leave_all_groups(member=member, source=source, actor=actor)
+
+
+@receiver(audience_conditions_changed, dispatch_uid="groups.recompute_audience_followers")
+def recompute_audience_followers(
+    sender: type[Audience], *, audience: Audience, **kwargs: Any
+) -> None:
+    services.recompute_audience_followers(audience=audience)

@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
+from django.db.models import BooleanField, Func
 
 
 class AddSameClubForeignKey(Operation):
@@ -106,3 +107,20 @@ def array_param(values: Iterable[Any]) -> Any:
     if connection.vendor == "postgresql":
         return list(values)
     return json.dumps(list(values))
+
+
+class InArray(Func):
+    """``expression IN <one array parameter>``, usable in ``filter()`` like a lookup."""
+
+    output_field = BooleanField()
+
+    def __init__(self, expression: Any, values: Iterable[Any], sql_type: str = "bigint") -> None:
+        super().__init__(expression)
+        self.values = list(values)
+        self.sql_type = sql_type
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        if connection.vendor == "postgresql":
+            return f"{sql} = ANY(%s::{self.sql_type}[])", [*params, self.values]
+        return f"{sql} IN (SELECT value FROM json_each(%s))", [*params, json.dumps(self.values)]
