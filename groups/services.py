@@ -463,6 +463,35 @@ def recompute_group(*, group_id: int, actor: str = "") -> MembershipDiff:
     return recompute_locked(_lock(group), actor)
 
 
+def order_for_recompute(groups: Sequence[MembersGroup]) -> list[MembersGroup]:
+    """The groups in an order where every group comes after the groups its rule uses."""
+    ordered: list[MembersGroup] = []
+    for club_id in dict.fromkeys(group.club_id for group in groups):
+        graph = dependency_graph(club_id)
+        rank = {
+            group_id: i for i, group_id in enumerate(g for batch in levels(graph) for g in batch)
+        }
+        club_groups = [group for group in groups if group.club_id == club_id]
+        ordered.extend(sorted(club_groups, key=lambda group: rank.get(group.pk, -1)))
+    return ordered
+
+
+@transaction.atomic
+def recount_group(*, group_id: int) -> tuple[int, int] | None:
+    """Set the stored count from the rows; return (old, new) if it was wrong.
+
+    Only a repair: every service keeps the count exact, so this finds drift from writes
+    made behind the services' back (a manual SQL fix, a restored backup).
+    """
+    group = _lock(MembersGroup.objects.get(pk=group_id))
+    rows = Membership.objects.filter(club_id=group.club_id, group_id=group.pk).count()
+    if rows == group.members_count:
+        return None
+    old = group.members_count
+    MembersGroup.objects.filter(pk=group.pk).update(members_count=rows)
+    return old, rows
+
+
 @transaction.atomic
 def recompute_audience_followers(*, audience: Audience) -> None:
     """Re-compute the automatic groups that follow an audience whose rule changed."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -16,23 +14,9 @@ from loyalty.models import Club
 from members import services as member_services
 from members.models import Member
 from tests.factories import GroupFactory, MemberFactory
-from tests.groups.test_services import assert_consistent
+from tests.helpers import assert_consistent, cond, in_groups
 
 pytestmark = pytest.mark.django_db
-
-
-def cond(type_: str, field: str, operator: str, value: Any = None) -> dict[str, Any]:
-    return {
-        "condition_group": "member_properties",
-        "type": type_,
-        "field": field,
-        "operator": operator,
-        "value": value,
-    }
-
-
-def in_groups(*ids: int) -> dict[str, Any]:
-    return cond("array", "members_group_ids", "any", list(ids))
 
 
 def member_ids(group: MembersGroup) -> set[int]:

@@ -11,27 +11,9 @@ from loyalty.models import Club
 from members import services as member_services
 from members.models import Member
 from tests.factories import GroupFactory, MemberFactory
+from tests.helpers import assert_consistent
 
 pytestmark = pytest.mark.django_db
-
-
-def assert_consistent(group: MembersGroup) -> None:
-    """The stored count equals the rows, and the events replay to the rows."""
-    group.refresh_from_db()
-    rows = set(Membership.objects.filter(group=group).values_list("member_id", flat=True))
-    assert group.members_count == len(rows)
-    replayed: set[int] = set()
-    for kind, member_id in (
-        MembershipEvent.objects.filter(group_id=group.pk)
-        .order_by("created_at", "id")
-        .values_list("kind", "member_id")
-    ):
-        if kind == EventKind.JOINED:
-            assert member_id not in replayed
-            replayed.add(member_id)
-        else:
-            replayed.remove(member_id)
-    assert replayed == rows
 
 
 def test_a_new_club_has_an_all_members_system_group(club: Club, all_members: MembersGroup) -> None:

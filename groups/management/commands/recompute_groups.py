@@ -1,0 +1,64 @@
+"""Re-compute automatic groups and re-count every group, or check them (``--check``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from groups import services
+from groups.integrity import discrepancy
+from groups.models import MembersGroup
+from loyalty.models import Club
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-compute automatic groups as diffs and fix stored counts (all clubs, one club or one "
+        "group). With --check, change nothing: report every group whose rows or count differ "
+        "from the truth and exit with status 1 if any does."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--club", help="Only this club (slug).")
+        parser.add_argument("--group", type=int, help="Only this group (id).")
+        parser.add_argument("--check", action="store_true", help="Report, change nothing.")
+
+    def handle(
+        self, *args: Any, club: str | None, group: int | None, check: bool, **options: Any
+    ) -> None:
+        groups = MembersGroup.objects.select_related("club", "audience").order_by("club_id", "pk")
+        if club is not None:
+            if not Club.objects.filter(slug=club).exists():
+                raise CommandError(f"No club with slug {club!r}.")
+            groups = groups.filter(club__slug=club)
+        if group is not None:
+            groups = groups.filter(pk=group)
+            if not groups.exists():
+                raise CommandError(f"No group {group}" + (f" in club {club!r}." if club else "."))
+        if check:
+            self._check(list(groups))
+            return
+        for item in services.order_for_recompute(list(groups)):
+            diff = services.recompute_group(group_id=item.pk, actor="command:recompute_groups")
+            fixed = services.recount_group(group_id=item.pk)
+            self.stdout.write(
+                f"{item.club.slug} / {item.name} ({item.pk}): +{len(diff.joined)} "
+                f"-{len(diff.left)}" + (f", count fixed {fixed[0]} -> {fixed[1]}" if fixed else "")
+            )
+        self.stdout.write(self.style.SUCCESS("Done."))
+
+    def _check(self, groups: list[MembersGroup]) -> None:
+        bad = 0
+        for group in groups:
+            found = discrepancy(group)
+            if not found.ok:
+                bad += 1
+                self.stdout.write(
+                    f"{group.club.slug} / {group.name} ({group.pk}): {found.describe()}"
+                )
+        if bad:
+            raise CommandError(
+                f"{bad} of {len(groups)} groups differ from the truth.", returncode=1
+            )
+        self.stdout.write(self.style.SUCCESS(f"All {len(groups)} groups are exact."))
