@@ -47,6 +47,10 @@ class MembersGroup(ClubScopedModel):
     )
     # Kept exact by groups.services in the same transaction as the rows; never counted on read.
     members_count = models.BigIntegerField(default=0, editable=False)
+    # True while a background recomputation of the rule is pending or running.
+    recomputing = models.BooleanField(default=False, editable=False)
+    # Bumped by every scheduled recomputation, so that only the latest one clears the flag.
+    recompute_version = models.PositiveIntegerField(default=0, editable=False)
 
     objects = MembersGroupQuerySet.as_manager()
 

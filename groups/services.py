@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import BooleanField, Case, Exists, F, OuterRef, Q, QuerySet, Value, When
@@ -24,6 +26,7 @@ from audiences.conditions import (
     compile_conditions,
     parse_conditions,
     referenced_group_ids,
+    uses_relative_dates,
 )
 from audiences.models import Audience
 from groups.dependencies import check_acyclic, dependants_in_order, dependency_graph, levels
@@ -390,7 +393,7 @@ def create_group(
     if audience.pk is None:
         audience.save()
     group = MembersGroup.objects.create(**fields, audience=audience, automatic=True)
-    _apply_rule(_lock(group), actor)
+    recompute_or_schedule(_lock(group), actor)
     group.refresh_from_db()
     return group
 
@@ -417,7 +420,7 @@ def update_group(*, group: MembersGroup, actor: str = "", **fields: Any) -> Memb
     new_rule = _set_rule(group, rule_fields) if rule_fields else False
     group.save()
     if new_rule:
-        recompute_locked(group, actor)
+        recompute_or_schedule(group, actor)
     return group
 
 
@@ -454,13 +457,68 @@ def recompute_locked(group: MembersGroup, actor: str = "") -> MembershipDiff:
     return diff
 
 
+def _club_size(club_id: int) -> int:
+    counts = MembersGroup.objects.filter(club_id=club_id, system_key=ALL_MEMBERS_KEY)
+    return counts.values_list("members_count", flat=True).first() or 0
+
+
+def recompute_or_schedule(group: MembersGroup, actor: str = "") -> None:
+    """Apply the locked group's rule now, or in the background when the club is large.
+
+    A scheduled group shows ``recomputing`` until the task has run; the task is enqueued
+    only once the transaction commits, so it never sees the rule before the change.
+    """
+    if _club_size(group.club_id) <= settings.RECOMPUTE_INLINE_MAX:
+        recompute_locked(group, actor)
+        return
+    group.recomputing = True
+    group.recompute_version += 1
+    MembersGroup.objects.filter(pk=group.pk).update(
+        recomputing=True, recompute_version=group.recompute_version
+    )
+    # Imported here: the tasks module imports this one.
+    from groups.tasks import recompute_group_task
+
+    transaction.on_commit(
+        partial(recompute_group_task.enqueue, group_id=group.pk, version=group.recompute_version)
+    )
+
+
 @transaction.atomic
-def recompute_group(*, group_id: int, actor: str = "") -> MembershipDiff:
-    """Make an automatic group equal its rule; running it twice changes nothing."""
-    group = MembersGroup.objects.get(pk=group_id)
-    if not group.automatic:
+def recompute_group(
+    *, group_id: int, version: int | None = None, actor: str = ""
+) -> MembershipDiff:
+    """Make an automatic group equal its rule; running it twice, or twice at once, is safe.
+
+    The row lock serialises concurrent runs, and the second finds nothing left to change.
+    ``version`` (from a scheduled run) clears ``recomputing`` only if no newer change was
+    scheduled meanwhile.
+    """
+    group = MembersGroup.objects.filter(pk=group_id).first()
+    if group is None or not group.automatic:
         return MembershipDiff(joined=[], left=[])
-    return recompute_locked(_lock(group), actor)
+    group = _lock(group)
+    diff = recompute_locked(group, actor)
+    if version is not None and version == group.recompute_version:
+        MembersGroup.objects.filter(pk=group.pk, recompute_version=version).update(
+            recomputing=False
+        )
+    return diff
+
+
+def refresh_relative_date_groups() -> list[int]:
+    """Re-compute every automatic group whose rule counts days from today (run daily)."""
+    refreshed = []
+    groups = MembersGroup.objects.filter(automatic=True).select_related("audience")
+    for group in groups.order_by("club_id", "pk"):
+        try:
+            node = parse_conditions(group.audience.conditions)
+        except ConditionError:
+            continue
+        if uses_relative_dates(node):
+            recompute_group(group_id=group.pk, actor="schedule:relative_dates")
+            refreshed.append(group.pk)
+    return refreshed
 
 
 def order_for_recompute(groups: Sequence[MembersGroup]) -> list[MembersGroup]:

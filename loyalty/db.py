@@ -21,6 +21,10 @@ class AddSameClubForeignKey(Operation):
     Where the plain single-column foreign key is redundant (membership rows, written in
     bulk), the model field is declared with ``db_constraint=False`` so the database pays for
     one check per column, not two.
+
+    On SQLite a later migration that re-makes the *constrained* table drops its triggers:
+    such a migration must end with ``RestoreSameClubForeignKey`` (the cross-club tests
+    catch a forgotten one).
     """
 
     reversible = True
@@ -53,6 +57,10 @@ class AddSameClubForeignKey(Operation):
         table, ref, name = self._tables(app_label, to_state)
         col = self.column
         if schema_editor.connection.vendor == "postgresql":
+            with schema_editor.connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_constraint WHERE conname = %s", [name])
+                if cursor.fetchone():
+                    return
             schema_editor.execute(
                 f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" FOREIGN KEY ("club_id", "{col}") '
                 f'REFERENCES "{ref}" ("club_id", "id") ON DELETE {self.on_delete}'
@@ -60,7 +68,8 @@ class AddSameClubForeignKey(Operation):
             return
         for event in ("INSERT", "UPDATE"):
             schema_editor.execute(
-                f'CREATE TRIGGER "{name}_{event.lower()}" BEFORE {event} ON "{table}" '
+                f'CREATE TRIGGER IF NOT EXISTS "{name}_{event.lower()}" '
+                f'BEFORE {event} ON "{table}" '
                 f'WHEN NEW."{col}" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "{ref}" '
                 f'WHERE "id" = NEW."{col}" AND "club_id" = NEW."club_id") '
                 f"BEGIN SELECT RAISE(ABORT, 'FOREIGN KEY constraint failed: {name}'); END"
@@ -82,6 +91,23 @@ class AddSameClubForeignKey(Operation):
 
     def describe(self) -> str:
         return f"Same-club foreign key on {self.model_name}.{self.column} -> {self.to}"
+
+
+class RestoreSameClubForeignKey(AddSameClubForeignKey):
+    """Put back, after SQLite re-made the table, a check an earlier migration added.
+
+    Adding is idempotent, so on PostgreSQL (which keeps constraints) this does nothing;
+    going backwards leaves the check to the migration that first added it.
+    """
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        """Keep the check: the earlier migration owns it."""
 
 
 def in_array(column: str, sql_type: str) -> str:

@@ -25,6 +25,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
     "loyalty",
     "members",
     "audiences",
@@ -103,3 +105,51 @@ BULK_IDENTIFIERS_MAX = env.int("BULK_IDENTIFIERS_MAX", default=100_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024)
 # Requests per minute allowed for one API token.
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/min")
+# Recomputations over clubs with more members than this run as background tasks.
+RECOMPUTE_INLINE_MAX = env.int("RECOMPUTE_INLINE_MAX", default=50_000)
+
+# Django's task framework (the django-tasks backport): the database backend by default,
+# its worker started with `python manage.py db_worker`.
+TASKS = {
+    "default": {
+        "BACKEND": env.str("TASK_BACKEND", default="django_tasks_db.DatabaseBackend"),
+    }
+}
+
+# The API (SPEC section 2). Rate counters live in this cache: use a shared one (e.g.
+# CACHE_URL=redis://...) when several processes serve the API.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "loyalty.authentication.ClubTokenAuthentication",
+        "loyalty.authentication.StaffSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["loyalty.permissions.HasClubPermit"],
+    "DEFAULT_THROTTLE_CLASSES": ["loyalty.throttling.TokenRateThrottle"],
+    # JSON only; the API viewsets add the size and JSON-object checks (loyalty.views).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "loyalty.exceptions.api_exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Members Groups service API",
+    "DESCRIPTION": (
+        "Members, members groups and audiences of a loyalty club, under "
+        "/v3/{loyalty_club_slug}/. Send X-Client-Authorization (the club's token), "
+        "X-User-Agent and X-Product-Name. Errors are {\"error\": \"...\"}; a 422 adds "
+        "details shaped like the payload."
+    ),
+    "VERSION": "3",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"ChannelStatusEnum": "members.models.ChannelStatus"},
+}

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from groups.models import ALL_MEMBERS_KEY, MembersGroup
 from loyalty.models import Club
 from tests.factories import ClubFactory
+
+
+@pytest.fixture(autouse=True)
+def immediate_tasks(settings: Any) -> None:
+    """Run enqueued tasks at once, in the test's process (STYLE: ImmediateBackend in tests)."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 
 
 @pytest.fixture

@@ -1,0 +1,93 @@
+"""Background recomputation: large rules run as tasks after commit, flagged meanwhile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from groups import services
+from groups.models import MembersGroup, Membership
+from loyalty.models import Club
+from tests.factories import MemberFactory
+from tests.helpers import assert_consistent, cond
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def big_club(club: Club, settings: Any) -> Club:
+    """A club over the inline limit: three members against a limit of two."""
+    settings.RECOMPUTE_INLINE_MAX = 2
+    for points in (1, 5, 9):
+        MemberFactory(club=club, properties={"points": points})
+    return club
+
+
+def test_a_large_rule_change_is_flagged_then_recomputed_by_a_task_after_commit(
+    big_club: Club, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks() as callbacks:
+        group = services.create_group(
+            club=big_club, name="High", audience_conditions=[cond("number", "points", "gte", 5)]
+        )
+    assert group.recomputing is True
+    assert group.members_count == 0
+    assert len(callbacks) == 1
+
+    callbacks[0]()
+
+    group.refresh_from_db()
+    assert group.recomputing is False
+    assert group.members_count == 2
+    assert_consistent(group)
+
+
+def test_only_the_latest_scheduled_run_clears_the_flag(
+    big_club: Club, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        group = services.create_group(
+            club=big_club, name="High", audience_conditions=[cond("number", "points", "gte", 5)]
+        )
+    with django_capture_on_commit_callbacks() as first:
+        services.update_group(group=group, audience_conditions=[cond("number", "points", "gte", 9)])
+    with django_capture_on_commit_callbacks() as second:
+        services.update_group(group=group, audience_conditions=[cond("number", "points", "gte", 1)])
+
+    services.recompute_group(group_id=group.pk, version=group.recompute_version + 1)
+    group.refresh_from_db()
+    assert group.recomputing is True, "a stale run must not clear the flag of a newer change"
+
+    first[0]()
+    second[0]()
+    group.refresh_from_db()
+    assert group.recomputing is False
+    assert group.members_count == 3
+    assert_consistent(group)
+
+
+def test_recomputing_twice_changes_nothing_the_second_time(big_club: Club) -> None:
+    group = MembersGroup.objects.get(club=big_club, system=True)
+    Membership.objects.filter(group=group).delete()
+    MembersGroup.objects.filter(pk=group.pk).update(members_count=0)
+
+    first = services.recompute_group(group_id=group.pk)
+    second = services.recompute_group(group_id=group.pk)
+
+    assert len(first.joined) == 3
+    assert (second.joined, second.left) == ([], [])
+    group.refresh_from_db()
+    assert group.members_count == Membership.objects.filter(group=group).count() == 3
+
+
+def test_the_daily_refresh_recomputes_only_rules_relative_to_today(club: Club) -> None:
+    relative = services.create_group(
+        club=club,
+        name="New",
+        audience_conditions=[cond("date", "created_at", "within_last_days", 7)],
+    )
+    services.create_group(
+        club=club, name="Fixed", audience_conditions=[cond("number", "points", "gt", 1)]
+    )
+    assert services.refresh_relative_date_groups() == [relative.pk]
