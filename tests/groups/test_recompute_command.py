@@ -60,3 +60,15 @@ def test_recompute_repairs_what_check_found(club: Club, gold: MembersGroup) -> N
 def test_recompute_refuses_an_unknown_club() -> None:
     with pytest.raises(CommandError, match="No club"):
         call_command("recompute_groups", "--club", "nope")
+
+
+def test_the_relative_dates_run_refreshes_only_day_relative_rules(
+    club: Club, gold: MembersGroup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    services.create_group(
+        club=club,
+        name="Recent",
+        audience_conditions=[cond("date", "created_at", "within_last_days", 7)],
+    )
+    call_command("recompute_groups", "--relative-dates")
+    assert "Refreshed 1 groups." in capsys.readouterr().out

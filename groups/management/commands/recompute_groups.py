@@ -23,10 +23,25 @@ class Command(BaseCommand):
         parser.add_argument("--club", help="Only this club (slug).")
         parser.add_argument("--group", type=int, help="Only this group (id).")
         parser.add_argument("--check", action="store_true", help="Report, change nothing.")
+        parser.add_argument(
+            "--relative-dates",
+            action="store_true",
+            help="Only the groups whose rules count days from today (schedule it daily).",
+        )
 
     def handle(
-        self, *args: Any, club: str | None, group: int | None, check: bool, **options: Any
+        self,
+        *args: Any,
+        club: str | None,
+        group: int | None,
+        check: bool,
+        relative_dates: bool,
+        **options: Any,
     ) -> None:
+        if relative_dates:
+            refreshed = services.refresh_relative_date_groups()
+            self.stdout.write(self.style.SUCCESS(f"Refreshed {len(refreshed)} groups."))
+            return
         groups = MembersGroup.objects.select_related("club", "audience").order_by("club_id", "pk")
         if club is not None:
             if not Club.objects.filter(slug=club).exists():
