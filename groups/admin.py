@@ -1,0 +1,295 @@
+"""Admin of members groups, edited through groups.services; system groups are read-only.
+
+Each group also has a members page (``<id>/members/``) listing its members and its
+membership history, where a manual group's members are added or removed in bulk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+from groups import services
+from groups.forms import BulkMembersForm, GroupForm, rule_is_editable
+from groups.models import MembersGroup, Membership, MembershipEvent, Source
+from loyalty.admin import ClubFilter, ClubScopedAdmin, actor, add_refusal, adopt
+from loyalty.errors import DomainError
+from members.models import Member
+from members.normalize import NORMALIZERS, InvalidIdentifier
+
+MEMBERS_PER_PAGE = 100
+EVENTS_PER_PAGE = 50
+GROUP_FIELDS = ["club", "name", "type", "description"]
+
+
+def member_page(group: MembersGroup, after: int) -> tuple[list[tuple[Member, Any]], int | None]:
+    """One page of the group's members with their join times, and the cursor of the next.
+
+    Pages over the membership index (club, group, member) with a LIMIT, then fetches
+    just those members: as fast at any depth, where OFFSET or a COUNT would walk the group.
+    """
+    rows = list(
+        Membership.objects.filter(club_id=group.club_id, group_id=group.pk, member_id__gt=after)
+        .order_by("member_id")
+        .values_list("member_id", "joined_at")[: MEMBERS_PER_PAGE + 1]
+    )
+    joined = dict(rows[:MEMBERS_PER_PAGE])
+    members = Member.objects.filter(club_id=group.club_id, pk__in=list(joined)).order_by("pk")
+    next_after = rows[MEMBERS_PER_PAGE - 1][0] if len(rows) > MEMBERS_PER_PAGE else None
+    return [(member, joined[member.pk]) for member in members], next_after
+
+
+def history_page(
+    group: MembersGroup, before: int | None
+) -> tuple[list[MembershipEvent], int | None]:
+    """The group's events newest first, older than event ``before``, and the next cursor.
+
+    Follows the (club, group_id, created_at) index backwards with a LIMIT; no COUNT.
+    """
+    events = MembershipEvent.objects.filter(club_id=group.club_id, group_id=group.pk).order_by(
+        "-created_at", "-id"
+    )
+    if before is not None:
+        cursor = events.filter(pk=before).values_list("created_at", flat=True).first()
+        if cursor is not None:
+            events = events.filter(Q(created_at__lt=cursor) | Q(created_at=cursor, pk__lt=before))
+    page = list(events[: EVENTS_PER_PAGE + 1])
+    next_before = page[EVENTS_PER_PAGE - 1].pk if len(page) > EVENTS_PER_PAGE else None
+    return page[:EVENTS_PER_PAGE], next_before
+
+
+def find_members(group: MembersGroup, term: str) -> list[tuple[Member, bool]]:
+    """The club's members whose email, msisdn or id is ``term``, and whether each is in."""
+    matches = Q(pk__in=[])
+    for field, normalize in NORMALIZERS.items():
+        try:
+            matches |= Q(**{field: normalize(term)})
+        except InvalidIdentifier:
+            continue
+    found = list(Member.objects.filter(matches, club_id=group.club_id).order_by("pk"))
+    inside = set(
+        Membership.objects.filter(
+            club_id=group.club_id, group_id=group.pk, member_id__in=[m.pk for m in found]
+        ).values_list("member_id", flat=True)
+    )
+    return [(member, member.pk in inside) for member in found]
+
+
+def _counts(result: services.BulkResult, action: str) -> list[tuple[str, int]]:
+    if action == "add":
+        return [("Added", result.changed), ("Already members", result.unchanged)]
+    return [("Removed", result.changed), ("Not members", result.unchanged)]
+
+
+def _cursor(request: HttpRequest, name: str) -> int | None:
+    value = request.GET.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def _url_with(request: HttpRequest, name: str, value: int | None) -> str:
+    """This page's URL with one query parameter set, or removed for None."""
+    query = request.GET.copy()
+    query.pop(name, None)
+    if value is not None:
+        query[name] = str(value)
+    return f"?{query.urlencode()}" if query else "?"
+
+
+@admin.register(MembersGroup)
+class MembersGroupAdmin(ClubScopedAdmin):
+    form = GroupForm
+    list_display = ["name", "club", "type", "automatic", "system", "members_count"]
+    list_filter = [ClubFilter, "type", "automatic", "system"]
+    search_fields = ["name", "description"]
+    # The club is shown on every row: one join instead of a query per row.
+    list_select_related = ["club"]
+    readonly_fields = [
+        "automatic",
+        "system",
+        "members_count",
+        "recomputing",
+        "audience_link",
+        "rule",
+        "created_at",
+        "updated_at",
+    ]
+    delete_selected_confirmation_template = "admin/refusable_delete_selected_confirmation.html"
+
+    def get_fields(self, request: HttpRequest, obj: MembersGroup | None = None) -> Sequence[str]:
+        if obj is None:
+            return [*GROUP_FIELDS, "audience_conditions"]
+        editable = rule_is_editable(obj) and self.has_change_permission(request, obj)
+        rule = "audience_conditions" if editable else "rule"
+        return [*GROUP_FIELDS, rule, *(f for f in self.readonly_fields if f != "rule")]
+
+    def has_change_permission(self, request: HttpRequest, obj: MembersGroup | None = None) -> bool:
+        # System groups are maintained by the system alone (SPEC section 1), even for
+        # superusers.
+        return not (obj is not None and obj.system) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: MembersGroup | None = None) -> bool:
+        return not (obj is not None and obj.system) and super().has_delete_permission(request, obj)
+
+    def can_change_members(self, request: HttpRequest, group: MembersGroup) -> bool:
+        """Only a manual group's members are changed by hand; the others follow rules."""
+        return group.is_manual and self.has_change_permission(request, group)
+
+    @admin.display(description="audience")
+    def audience_link(self, group: MembersGroup) -> str:
+        url = reverse("admin:audiences_audience_change", args=[group.audience_id])
+        return format_html('<a href="{}">{}</a>', url, group.audience)
+
+    @admin.display(description="audience conditions")
+    def rule(self, group: MembersGroup) -> str:
+        conditions = json.dumps(group.audience.conditions, indent=2, ensure_ascii=False)
+        return format_html("<pre>{}</pre>", conditions)
+
+    def save_model(
+        self, request: HttpRequest, obj: MembersGroup, form: forms.ModelForm, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        fields = {name: data[name] for name in ("name", "type", "description")}
+        if change:
+            if "audience_conditions" in form.changed_data:
+                fields["audience_conditions"] = data["audience_conditions"]
+            adopt(obj, services.update_group(group=obj, actor=actor(request), **fields))
+            return
+        group = services.create_group(
+            club=data["club"],
+            audience_conditions=data["audience_conditions"],
+            actor=actor(request),
+            **fields,
+        )
+        adopt(obj, group)
+
+    def delete_model(self, request: HttpRequest, obj: MembersGroup) -> None:
+        services.delete_group(group=obj, source=Source.ADMIN, actor=actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[MembersGroup]) -> None:
+        # One service call per group records every member's leave; all or none go.
+        with transaction.atomic():
+            for group in queryset:
+                services.delete_group(group=group, source=Source.ADMIN, actor=actor(request))
+
+    def get_deleted_objects(
+        self, objs: Sequence[MembersGroup] | QuerySet[MembersGroup], request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        """Refuse system groups; summarise the rest from their stored counts.
+
+        Django's default would load every membership row of the groups to list them.
+        """
+        groups = list(objs)
+        protected = [
+            f"{group} ({group.club}) is a system group, maintained by the system."
+            for group in groups
+            if group.system
+        ]
+        if protected:
+            return [], {}, set(), protected
+        perms_needed = {
+            str(self.opts.verbose_name)
+            for group in groups
+            if not self.has_delete_permission(request, group)
+        }
+        deleted = [
+            format_html(
+                '{}: <a href="{}">{}</a>, whose {} members leave it',
+                str(self.opts.verbose_name).capitalize(),
+                reverse("admin:groups_membersgroup_change", args=[group.pk]),
+                group,
+                group.members_count,
+            )
+            for group in groups
+        ]
+        counts = {
+            str(self.opts.verbose_name_plural): len(groups),
+            "memberships": sum(group.members_count for group in groups),
+        }
+        return deleted, counts, perms_needed, []
+
+    def get_urls(self) -> list[URLPattern]:
+        members = path(
+            "<path:object_id>/members/",
+            self.admin_site.admin_view(self.members_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_members",
+        )
+        # Before the defaults, whose "<path:object_id>/" would take this URL.
+        return [members, *super().get_urls()]
+
+    def members_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """List a group's members and history; on a manual group, add or remove in bulk."""
+        group = self.get_object(request, unquote(object_id))
+        if group is None:
+            raise Http404("No such members group in your clubs.")
+        if not self.has_view_permission(request, group):
+            raise PermissionDenied
+        editable = self.can_change_members(request, group)
+        form = BulkMembersForm() if editable else None
+        result = None
+        if request.method == "POST":
+            if not editable:
+                raise PermissionDenied
+            form = BulkMembersForm(request.POST, request.FILES)
+            if form.is_valid():
+                data = form.cleaned_data
+                change = (
+                    services.add_members if data["action"] == "add" else services.remove_members
+                )
+                try:
+                    result = change(
+                        group=group,
+                        identifier_type=data["identifier_type"],
+                        identifiers=data["identifier_list"],
+                        source=Source.ADMIN,
+                        actor=actor(request),
+                    )
+                except DomainError as refusal:
+                    add_refusal(form, refusal)
+                else:
+                    group = result.group
+                    form = BulkMembersForm(
+                        initial={
+                            "action": data["action"],
+                            "identifier_type": data["identifier_type"],
+                        }
+                    )
+        after = _cursor(request, "after") or 0
+        members, next_after = member_page(group, after)
+        events, next_before = history_page(group, _cursor(request, "before"))
+        term = request.GET.get("q", "").strip()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Members of {group}",
+            "subtitle": None,
+            "original": group,
+            "editable": editable,
+            "form": form,
+            "result": result,
+            "counts": _counts(result, request.POST.get("action", "")) if result else None,
+            "term": term,
+            "found": find_members(group, term) if term else None,
+            "members": members,
+            "first_members_url": _url_with(request, "after", None) if after else None,
+            "next_members_url": _url_with(request, "after", next_after) if next_after else None,
+            "events": events,
+            "newest_events_url": _url_with(request, "before", None)
+            if "before" in request.GET
+            else None,
+            "older_events_url": _url_with(request, "before", next_before) if next_before else None,
+            "can_view_members": request.user.has_perm("members.view_member")
+            or request.user.has_perm("members.change_member"),
+        }
+        return TemplateResponse(request, "admin/groups/membersgroup/members.html", context)

@@ -1,0 +1,155 @@
+"""Admin forms of members groups: the group itself, and bulk membership changes."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from itertools import chain
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+
+from groups.models import MembersGroup
+from loyalty.admin import PrettyJSONField, ServiceModelForm
+from members.normalize import NORMALIZERS, InvalidIdentifier
+
+
+def rule_is_editable(group: MembersGroup | None) -> bool:
+    """A new group may get conditions (making it automatic); of the rest, only automatic ones."""
+    return group is None or (group.automatic and not group.system)
+
+
+class GroupForm(ServiceModelForm):
+    """A group's labels and, for a new or automatic group, the conditions its members follow."""
+
+    audience_conditions = PrettyJSONField(
+        label="Audience conditions",
+        required=False,
+        help_text=(
+            "A JSON array of conditions (see the API documentation). A group created with "
+            "conditions is automatic: its members are exactly the members who match them. "
+            "Leave empty for a manual group."
+        ),
+    )
+
+    class Meta:
+        model = MembersGroup
+        fields = ["club", "name", "type", "description"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        group = self.instance if self.instance.pk is not None else None
+        if not rule_is_editable(group):
+            del self.fields["audience_conditions"]
+        elif group is not None:
+            self.fields[
+                "audience_conditions"
+            ].help_text = "Changing them re-computes the group's members."
+            self.initial.setdefault("audience_conditions", group.audience.conditions)
+
+    def clean_audience_conditions(self) -> Any:
+        conditions = self.cleaned_data["audience_conditions"]
+        if conditions is None and self.instance.pk is not None:
+            raise forms.ValidationError("An automatic group needs its conditions.")
+        return conditions
+
+
+def _lines(upload: UploadedFile) -> Iterator[str]:
+    # Django splits the upload on \r, \n and \r\n only, which never occur inside a UTF-8
+    # sequence, so each line decodes on its own and the file is never read whole.
+    for number, line in enumerate(upload):
+        text = line.decode("utf-8")
+        yield text.removeprefix("\ufeff") if number == 0 else text
+
+
+def _is_identifier(value: str, normalize: Callable[[Any], Any]) -> bool:
+    try:
+        normalize(value)
+    except InvalidIdentifier:
+        return False
+    return True
+
+
+def first_column(upload: UploadedFile, normalize: Callable[[Any], Any], limit: int) -> list[str]:
+    """Read the first column of a CSV upload, at most ``limit + 1`` values.
+
+    The delimiter (comma, semicolon or tab) is guessed from the first line, as spreadsheet
+    exports differ by locale. A first row whose value is not a valid identifier is a header.
+    Raise ``UnicodeDecodeError`` for a file that is not UTF-8.
+    """
+    lines = _lines(upload)
+    first = next(lines, "")
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(first, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    values: list[str] = []
+    seen_first = False
+    for row in csv.reader(chain([first], lines), dialect):
+        value = row[0].strip() if row else ""
+        if not value:
+            continue
+        if not seen_first:
+            seen_first = True
+            if not _is_identifier(value, normalize):
+                continue
+        values.append(value)
+        if len(values) > limit:
+            break
+    return values
+
+
+class BulkMembersForm(forms.Form):
+    """Identifiers pasted one per line and/or the first column of a CSV file."""
+
+    action = forms.ChoiceField(
+        choices=[("add", "Add them to the group"), ("remove", "Remove them from the group")],
+        widget=forms.RadioSelect,
+        initial="add",
+    )
+    identifier_type = forms.ChoiceField(
+        label="Identifiers are",
+        choices=[("email", "Emails"), ("msisdn", "Phone numbers (MSISDN)"), ("id", "Member ids")],
+        initial="email",
+    )
+    identifiers = forms.CharField(
+        label="Paste identifiers",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 50}),
+        help_text="One per line.",
+    )
+    csv_file = forms.FileField(
+        label="or upload a CSV file",
+        required=False,
+        help_text=(
+            "UTF-8; the first column is read. A first row that is not an identifier "
+            "(a header such as “email”) is skipped."
+        ),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        identifier_type = cleaned.get("identifier_type")
+        if identifier_type is None:
+            return cleaned
+        limit: int = settings.BULK_IDENTIFIERS_MAX
+        identifiers = [line.strip() for line in cleaned.get("identifiers", "").splitlines()]
+        identifiers = [identifier for identifier in identifiers if identifier]
+        upload = cleaned.get("csv_file")
+        if upload is not None:
+            try:
+                identifiers += first_column(upload, NORMALIZERS[identifier_type], limit)
+            except UnicodeDecodeError:
+                self.add_error("csv_file", "The file is not UTF-8 text; save it as “CSV UTF-8”.")
+                return cleaned
+        if not identifiers:
+            raise forms.ValidationError("Paste identifiers or upload a CSV file of them.")
+        if len(identifiers) > limit:
+            raise forms.ValidationError(
+                f"At most {limit:,} identifiers per change; "
+                "the import_group_members command takes files of any size."
+            )
+        cleaned["identifier_list"] = identifiers
+        return cleaned

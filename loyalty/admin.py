@@ -1,0 +1,441 @@
+"""Admin of clubs and API tokens, and the club-scoped base that every app's admin builds on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import models, router, transaction
+from django.db.models import QuerySet
+from django.forms.fields import InvalidJSONInput
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from loyalty import services
+from loyalty.errors import DomainError
+from loyalty.models import ApiToken, Club
+from loyalty.permits import ALL_PERMITS
+
+# groups.models.Source.ADMIN, spelled out: members and loyalty sit below groups and never
+# import it.
+ADMIN_SOURCE = "admin"
+
+
+def actor(request: HttpRequest) -> str:
+    """Who made a change, as recorded with membership events."""
+    return f"user:{request.user.get_username()}"
+
+
+def managed_clubs(request: HttpRequest) -> QuerySet[Club]:
+    """The clubs the logged-in user may see: every club for a superuser, else the assigned."""
+    if request.user.is_superuser:
+        return Club.objects.all()
+    return Club.objects.filter(managers=request.user.pk)
+
+
+def adopt(obj: models.Model, saved: models.Model) -> None:
+    """Turn the admin's unsaved instance into the row a service wrote.
+
+    The admin keeps using its own instance after ``save_model`` (log entry, redirect,
+    many-to-many fields), so it must carry the saved row's id and values.
+    """
+    for field in saved._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(saved, field.attname))
+    obj._state.adding = False
+    obj._state.db = saved._state.db
+
+
+# Readable texts of the error codes the services put in ``details``, for one field first,
+# then for any; other codes are spelled out from the code and its options.
+FIELD_ERROR_TEXTS = {
+    ("email", "invalid"): "Enter a valid email address.",
+    ("email", "blank"): "Enter an email or an MSISDN.",
+    ("email", "taken"): "Another member of this club has this email.",
+    ("msisdn", "invalid"): "Enter a valid international phone number, like +47 407 69 126.",
+    ("msisdn", "taken"): "Another member of this club has this MSISDN.",
+}
+ERROR_TEXTS = {
+    "blank": "This field is required.",
+    "invalid": "Enter a valid value.",
+    "taken": "This value is already taken.",
+    "unknown": "Unknown value.",
+    "not_an_array": "Enter a JSON array.",
+    "not_an_object": "Enter a JSON object.",
+    "inclusion": "Not one of the allowed values.",
+    "unknown_members_group": "No such members group in this club.",
+    "cycle": "These conditions would make a cycle of groups.",
+}
+
+
+def _describe(leaf: Any, field: str) -> str:
+    if not isinstance(leaf, dict):
+        return str(leaf)
+    code = str(leaf.get("error", "invalid"))
+    if (field, code) in FIELD_ERROR_TEXTS:
+        return FIELD_ERROR_TEXTS[field, code]
+    text = ERROR_TEXTS.get(code, code.replace("_", " ").capitalize() + ".")
+    options = leaf.get("options") or {}
+    if options:
+        shown = (
+            f"{key.replace('_', ' ')}: "
+            + (", ".join(map(str, value)) if isinstance(value, list) else str(value))
+            for key, value in options.items()
+        )
+        text = f"{text} ({'; '.join(shown)})"
+    return text
+
+
+def _leaves(details: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Walk a ``details`` tree, yielding each error leaf with the keys that lead to it."""
+    if isinstance(details, dict):
+        for key, subtree in details.items():
+            yield from _leaves(subtree, (*path, str(key)))
+    elif isinstance(details, list):
+        for leaf in details:
+            yield path, leaf
+    else:
+        yield path, details
+
+
+def add_refusal(form: forms.BaseForm, refusal: DomainError) -> None:
+    """Show a service's refusal on a form: each error under its field, the rest on top."""
+    if not refusal.details:
+        form.add_error(None, refusal.message)
+        return
+    for path, leaf in _leaves(refusal.details):
+        field, *rest = path or ("",)
+        text = _describe(leaf, "" if rest else field)
+        where = " > ".join(f"item {key}" if key.isdigit() else key for key in rest)
+        message = f"{where}: {text}" if where else text
+        if field in form.fields:
+            form.add_error(field, message)
+        else:
+            form.add_error(None, f"{field}: {message}" if field else message)
+
+
+class PrettyJSONField(forms.JSONField):
+    """A JSON form field that shows its value indented, for editing by hand."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+
+
+class ServiceModelForm(forms.ModelForm):
+    """A model form whose row is written by a service; ``refusal`` is that service's "no"."""
+
+    refusal: DomainError | None = None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.refusal is not None:
+            add_refusal(self, self.refusal)
+        return cleaned
+
+
+# The refusal being shown while a change form is rendered again (see ClubScopedAdmin).
+_refusal: ContextVar[DomainError | None] = ContextVar("admin_refusal", default=None)
+
+
+class ClubFilter(admin.SimpleListFilter):
+    """Filter by club, offering only the clubs the user manages."""
+
+    title = "club"
+    parameter_name = "club"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[int, str]]:
+        return [(club.pk, str(club)) for club in managed_clubs(request)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(club_id=value) if value.isdigit() else queryset.none()
+
+
+class ClubScopedAdmin(admin.ModelAdmin):
+    """The admin of a club-owned model.
+
+    Staff who are not superusers see and change only the rows of the clubs they manage:
+    the queryset, the club choices and every object permission are limited to them, so
+    another club's object URL answers like a missing object. Subclasses write through
+    services in ``save_model``/``delete_model``; when a service refuses (``DomainError``),
+    the whole attempt is rolled back and the form is shown again with the refusal as
+    readable errors instead of a server error.
+    """
+
+    form = ServiceModelForm
+    formfield_overrides = {models.JSONField: {"form_class": PrettyJSONField}}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        # A subquery on the managers table: no join, so rows stay unique.
+        return queryset.filter(club__in=managed_clubs(request))
+
+    def manages(self, request: HttpRequest, obj: Any) -> bool:
+        """True when ``obj`` (or the model as a whole, for None) is in the user's clubs."""
+        return (
+            obj is None
+            or request.user.is_superuser
+            or managed_clubs(request).filter(pk=obj.club_id).exists()
+        )
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) and self.manages(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and self.manages(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and self.manages(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+        fields = super().get_readonly_fields(request, obj)
+        # A row never moves to another club: no service does that, and ids are club-scoped.
+        return fields if obj is None else [*fields, "club"]
+
+    def formfield_for_foreignkey(
+        self, db_field: models.ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField | None:
+        if db_field.name == "club":
+            kwargs["queryset"] = managed_clubs(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        form = super().get_form(request, obj, change, **kwargs)
+        refusal = _refusal.get()
+        if refusal is None:
+            return form
+        return type(form.__name__, (form,), {"refusal": refusal})
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as refusal:
+            # The view's transaction has rolled the attempt back. Validate the same input
+            # again with the refusal attached, which makes the form invalid, so nothing is
+            # saved and the page shows why.
+            token = _refusal.set(refusal)
+            try:
+                return super().changeform_view(request, object_id, form_url, extra_context)
+            finally:
+                _refusal.reset(token)
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        # An action (such as "delete selected") is all or nothing: a refusal from a service
+        # undoes what the action did before it and is reported on the list.
+        try:
+            with transaction.atomic(using=router.db_for_write(self.model)):
+                return super().response_action(request, queryset)
+        except DomainError as refusal:
+            self.message_user(request, refusal.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except DomainError as refusal:
+            self.message_user(request, refusal.message, messages.ERROR)
+            info = self.opts.app_label, self.opts.model_name
+            return HttpResponseRedirect(
+                reverse("admin:{}_{}_change".format(*info), args=[object_id])
+            )
+
+
+@admin.register(Club)
+class ClubAdmin(admin.ModelAdmin):
+    """Clubs: superusers create them (with their system groups) and assign their managers."""
+
+    list_display = ["slug", "name", "timezone", "created_at"]
+    search_fields = ["slug", "name"]
+    filter_horizontal = ["managers"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_fields(self, request: HttpRequest, obj: Club | None = None) -> Sequence[str]:
+        fields = ["slug", "name", "timezone", "managers"]
+        return fields if obj is None else [*fields, "created_at", "updated_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Club | None = None) -> Sequence[str]:
+        # The slug is in every API path: changing it would break every client of the club.
+        return self.readonly_fields if obj is None else [*self.readonly_fields, "slug"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Club]:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(managers=request.user.pk)
+
+    def has_view_permission(self, request: HttpRequest, obj: Club | None = None) -> bool:
+        return super().has_view_permission(request, obj) and (
+            obj is None or managed_clubs(request).filter(pk=obj.pk).exists()
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Club | None = None) -> bool:
+        # Managers are assigned here: a club's own staff must not widen its access.
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Club | None = None) -> bool:
+        # Deleting a club cascades through all of its members; no service offers it.
+        return False
+
+    def formfield_for_manytomany(
+        self, db_field: models.ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelMultipleChoiceField | None:
+        if db_field.name == "managers":
+            # Superusers see every club anyway; only staff accounts need assigning.
+            kwargs["queryset"] = db_field.related_model._default_manager.filter(
+                is_staff=True, is_superuser=False
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(
+        self, request: HttpRequest, obj: Club, form: forms.ModelForm, change: bool
+    ) -> None:
+        if change:
+            # Name and time zone only: no other row depends on them, so a plain save is whole.
+            super().save_model(request, obj, form, change)
+            return
+        data = form.cleaned_data
+        adopt(
+            obj,
+            services.create_club(
+                slug=data["slug"], name=data["name"], timezone_name=data["timezone"]
+            ),
+        )
+
+
+class ApiTokenAddForm(ServiceModelForm):
+    """The club, a name and the permits of a new token; the secret is generated by the service."""
+
+    permits = forms.MultipleChoiceField(
+        choices=[(permit, permit) for permit in ALL_PERMITS],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+    all_permits = forms.BooleanField(
+        required=False, label="All permits", help_text="Grant every permit above."
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["club", "name", "permits"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("all_permits"):
+            cleaned["permits"] = list(ALL_PERMITS)
+        elif not cleaned.get("permits") and "permits" not in self.errors:
+            self.add_error("permits", "Choose at least one permit, or all of them.")
+        return cleaned
+
+
+# The raw value of a token created by a request, kept only until that request's response
+# shows it; the entry goes with the request.
+_raw_tokens: WeakKeyDictionary[HttpRequest, str] = WeakKeyDictionary()
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ClubScopedAdmin):
+    """API tokens: created with their permits, shown once, revoked; never edited or deleted."""
+
+    add_form = ApiTokenAddForm
+    list_display = [
+        "name",
+        "club",
+        "prefix",
+        "permits_count",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = [ClubFilter, ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix"]
+    # The club is shown on every row: one join instead of a query per row.
+    list_select_related = ["club"]
+    actions = ["revoke"]
+    readonly_fields = ["prefix", "permit_list", "created_at", "last_used_at", "revoked_at"]
+
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Sequence[str]:
+        if obj is None:
+            return ["club", "name", "permits", "all_permits"]
+        # Never the hash: it is not the admin's to show.
+        return ["club", "name", *self.readonly_fields]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, change, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        # A token is immutable once issued; the model permission still allows revoking.
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        # Revoke instead: a revoked token keeps its record of who could do what, and when.
+        return False
+
+    @admin.display(description="permits")
+    def permits_count(self, token: ApiToken) -> int:
+        return len(token.permits)
+
+    @admin.display(description="permits")
+    def permit_list(self, token: ApiToken) -> str:
+        return ", ".join(token.permits) or "none"
+
+    def save_model(
+        self,
+        request: HttpRequest,
+        obj: ApiToken,
+        form: forms.ModelForm,
+        change: bool,
+    ) -> None:
+        data = form.cleaned_data
+        token, raw = services.create_api_token(
+            club=data["club"], name=data["name"], permits=data["permits"]
+        )
+        adopt(obj, token)
+        _raw_tokens[request] = raw
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """Show the raw token on this response only: it is stored as a hash and never again."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "API token created",
+            "token": obj,
+            "raw_token": _raw_tokens.pop(request),
+        }
+        return TemplateResponse(request, "admin/loyalty/apitoken/created.html", context)
+
+    @admin.action(description="Revoke selected API tokens", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        tokens = list(queryset.filter(revoked_at__isnull=True))
+        for token in tokens:
+            services.revoke_api_token(token=token)
+        self.message_user(request, f"Revoked {len(tokens)} API token(s).", messages.SUCCESS)

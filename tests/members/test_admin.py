@@ -1,0 +1,200 @@
+"""The member admin: writes through members.services, readable refusals, club-scoped staff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.urls import reverse
+
+from groups.models import EventKind, MembersGroup, MembershipEvent
+from loyalty.models import Club
+from members.models import Member
+from tests.factories import MemberFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(club: Club, other_club: Club) -> Client:
+    """A staff member who manages ``club`` only, with the member permissions."""
+    user = get_user_model().objects.create_user("carol", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="members",
+            codename__in=["view_member", "add_member", "change_member", "delete_member"],
+        )
+    )
+    club.managers.add(user)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def form_data(club: Club, **fields: Any) -> dict[str, Any]:
+    """A complete member form, as the admin's add and change pages post it."""
+    return {
+        "club": club.pk,
+        "email": "",
+        "msisdn": "",
+        "sms_status": "disabled",
+        "email_status": "enabled",
+        "push_status": "disabled",
+        "properties": '{"first_name": "Ann"}',
+        "consents": "{}",
+        "subunit_ids": "[]",
+        "favorite_stores": "[3, 5]",
+        **fields,
+    }
+
+
+def add_url() -> str:
+    return reverse("admin:members_member_add")
+
+
+def change_url(member: Member) -> str:
+    return reverse("admin:members_member_change", args=[member.pk])
+
+
+def changelist_url() -> str:
+    return reverse("admin:members_member_changelist")
+
+
+def form_errors(response: Any) -> dict[str, list[str]]:
+    assert response.status_code == 200
+    return dict(response.context["adminform"].form.errors)
+
+
+def test_creating_a_member_in_the_admin_joins_all_members_on_the_admins_behalf(
+    admin_client: Client, club: Club, all_members: MembersGroup
+) -> None:
+    response = admin_client.post(add_url(), form_data(club, email=" Ann@Example.COM "))
+
+    assert response.status_code == 302
+    member = Member.objects.get(club=club)
+    assert member.email == "ann@example.com"
+    assert member.properties == {"first_name": "Ann"}
+    assert member.favorite_stores == [3, 5]
+    all_members.refresh_from_db()
+    assert all_members.members_count == 1
+    joined = MembershipEvent.objects.get(group_id=all_members.pk, member_id=member.pk)
+    assert (joined.kind, joined.actor) == (EventKind.JOINED, "user:admin")
+
+
+def test_an_invalid_email_is_a_form_error_not_a_server_error(
+    admin_client: Client, club: Club, all_members: MembersGroup
+) -> None:
+    response = admin_client.post(add_url(), form_data(club, email="not-an-email"))
+
+    assert form_errors(response) == {"email": ["Enter a valid email address."]}
+    assert not Member.objects.exists()
+    all_members.refresh_from_db()
+    assert all_members.members_count == 0
+
+
+def test_a_member_needs_an_email_or_an_msisdn(admin_client: Client, club: Club) -> None:
+    response = admin_client.post(add_url(), form_data(club))
+
+    assert form_errors(response) == {"email": ["Enter an email or an MSISDN."]}
+    assert not Member.objects.exists()
+
+
+def test_properties_must_be_a_json_object_and_store_lists_integers(
+    admin_client: Client, club: Club
+) -> None:
+    response = admin_client.post(
+        add_url(),
+        form_data(club, email="ann@example.com", properties="[1]", favorite_stores='["a"]'),
+    )
+
+    assert set(form_errors(response)) == {"properties", "favorite_stores"}
+    assert not Member.objects.exists()
+
+
+def test_an_email_taken_in_the_club_is_a_form_error_when_editing(
+    admin_client: Client, club: Club
+) -> None:
+    MemberFactory(club=club, email="ann@example.com")
+    bob = MemberFactory(club=club, email="bob@example.com")
+
+    response = admin_client.post(change_url(bob), form_data(club, email="ANN@example.com"))
+
+    assert form_errors(response) == {"email": ["Another member of this club has this email."]}
+    bob.refresh_from_db()
+    assert bob.email == "bob@example.com"
+
+
+def test_editing_a_member_normalises_its_msisdn_and_keeps_its_club(
+    admin_client: Client, club: Club, other_club: Club
+) -> None:
+    member = MemberFactory(club=club, email="ann@example.com")
+
+    response = admin_client.post(
+        change_url(member),
+        form_data(other_club, email="ann@example.com", msisdn="+47 407 69 126"),
+    )
+
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert (member.msisdn, member.club) == ("4740769126", club)
+
+
+def test_deleting_members_in_bulk_records_their_leaves_and_moves_the_counts(
+    admin_client: Client, club: Club, all_members: MembersGroup
+) -> None:
+    leaving, staying = MemberFactory.create_batch(2, club=club)
+
+    response = admin_client.post(
+        changelist_url(),
+        {"action": "delete_selected", "_selected_action": [leaving.pk], "post": "yes"},
+    )
+
+    assert response.status_code == 302
+    assert list(Member.objects.filter(club=club)) == [staying]
+    all_members.refresh_from_db()
+    assert all_members.members_count == 1
+    left = MembershipEvent.objects.get(member_id=leaving.pk, kind=EventKind.LEFT)
+    assert (left.group_id, left.source, left.actor) == (all_members.pk, "admin", "user:admin")
+
+
+def test_members_are_found_by_email_msisdn_or_id_in_any_spelling(
+    admin_client: Client, club: Club
+) -> None:
+    ann = MemberFactory(club=club, email="ann@example.com", msisdn="4740769126")
+    MemberFactory(club=club, email="bob@example.com")
+
+    for term in ("ANN@example.com", "+47 407 69 126", str(ann.pk)):
+        response = admin_client.get(changelist_url(), {"q": term})
+        assert list(response.context["cl"].result_list) == [ann], term
+    response = admin_client.get(changelist_url(), {"q": "nobody"})
+    assert list(response.context["cl"].result_list) == []
+
+
+def test_staff_see_and_reach_only_the_members_of_their_clubs(
+    staff_client: Client, club: Club, other_club: Club
+) -> None:
+    mine = MemberFactory(club=club)
+    theirs = MemberFactory(club=other_club)
+
+    response = staff_client.get(changelist_url())
+
+    assert list(response.context["cl"].result_list) == [mine]
+    assert staff_client.get(change_url(mine)).status_code == 200
+    assert staff_client.get(change_url(theirs)).status_code == 302
+    delete = staff_client.post(
+        reverse("admin:members_member_delete", args=[theirs.pk]), {"post": "yes"}
+    )
+    assert delete.status_code == 302
+    assert Member.objects.filter(pk=theirs.pk).exists()
+
+
+def test_staff_cannot_create_a_member_in_another_club(
+    staff_client: Client, other_club: Club
+) -> None:
+    response = staff_client.post(add_url(), form_data(other_club, email="ann@example.com"))
+
+    assert set(form_errors(response)) == {"club"}
+    assert not Member.objects.exists()
