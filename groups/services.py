@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import BooleanField, Case, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models.sql import DeleteQuery
 from django.utils import timezone
 
 from audiences.conditions import (
@@ -150,15 +151,18 @@ def _insert(
 
 
 def _delete(
-    group: MembersGroup, where_sql: str, params: Sequence[Any], source: str, actor: str
+    group: MembersGroup, memberships: QuerySet[Membership], source: str, actor: str
 ) -> list[int]:
-    """Delete the group's memberships matching ``where_sql``; return the members who left."""
+    """Delete the group's ``memberships``; return the members who left.
+
+    The queryset becomes one ``DELETE ... WHERE`` on the membership table itself, so an
+    anti-join condition stays correlated to the deleted row. (An ``id IN (SELECT ...)``
+    self-join, planned on a freshly filled table's stale statistics, went quadratic.)
+    """
+    memberships = memberships.filter(club_id=group.club_id, group_id=group.pk)
+    sql, params = memberships.query.chain(DeleteQuery).get_compiler(memberships.db).as_sql()
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {MEMBERSHIP_TABLE} WHERE club_id = %s AND group_id = %s "
-            f"AND {where_sql} RETURNING member_id",
-            [group.club_id, group.pk, *params],
-        )
+        cursor.execute(f"{sql} RETURNING member_id", params)
         left = [row[0] for row in cursor.fetchall()]
         if left:
             _record(cursor, group, left, EventKind.LEFT, source, actor)
@@ -182,7 +186,9 @@ def _join(group: MembersGroup, member_ids: Sequence[int], source: str, actor: st
 def _leave(group: MembersGroup, member_ids: Sequence[int], source: str, actor: str) -> list[int]:
     if not member_ids:
         return []
-    return _delete(group, in_array("member_id", "bigint"), [array_param(member_ids)], source, actor)
+    return _delete(
+        group, Membership.objects.filter(InArray(F("member_id"), member_ids)), source, actor
+    )
 
 
 # Rules ----------------------------------------------------------------------------------
@@ -221,8 +227,7 @@ def _apply_rule(
         current = current.filter(InArray(F("member_id"), member_ids))
     stale = current.exclude(Exists(Member.objects.filter(rule, pk=OuterRef("member_id"))))
     source = _rule_source(group)
-    stale_sql, stale_params = _sql(stale.values("id").order_by())
-    left = _delete(group, f"id IN ({stale_sql})", stale_params, source, actor)
+    left = _delete(group, stale, source, actor)
     wanted_sql, wanted_params = _sql(wanted.values("id").order_by())
     joined = _insert(group, wanted_sql, wanted_params, source, actor)
     return MembershipDiff(joined=joined, left=left)
