@@ -141,7 +141,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Members, members groups and audiences of a loyalty club, under "
         "/v3/{loyalty_club_slug}/. Send X-Client-Authorization (the club's token), "
-        "X-User-Agent and X-Product-Name. Errors are {\"error\": \"...\"}; a 422 adds "
+        'X-User-Agent and X-Product-Name. Errors are {"error": "..."}; a 422 adds '
         "details shaped like the payload."
     ),
     "VERSION": "3",

@@ -1,8 +1,20 @@
 """URL configuration: the admin, the API under /v3/<club_slug>/, and its schema and docs."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from loyalty import exceptions
+from loyalty.api import router
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("v3/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("v3/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("v3/<slug:loyalty_club_slug>/", include(router.urls)),
+    # Any other /v3/ path: the API's JSON 404, also when DEBUG shows Django's own pages.
+    re_path(r"^v3/", exceptions.not_found),
 ]
+
+handler404 = "loyalty.exceptions.not_found"
+handler500 = "loyalty.exceptions.server_error"

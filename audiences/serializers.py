@@ -1,0 +1,51 @@
+"""Audience payloads and representations; the conditions themselves are checked by the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from audiences.models import Audience
+
+CONDITIONS_SCHEMA = {
+    "type": "array",
+    "items": {"type": "object", "additionalProperties": True},
+    "description": "Audience conditions (SPEC section 4), all of which must hold, e.g. "
+    '[{"condition_group": "member_properties", "type": "array", '
+    '"field": "members_group_ids", "operator": "any", "value": [6813]}].',
+}
+
+
+@extend_schema_field(CONDITIONS_SCHEMA)
+class ConditionsField(serializers.JSONField):
+    """Any JSON here: the condition grammar belongs to the audience services, not the API."""
+
+
+class AudienceSerializer(serializers.ModelSerializer[Audience]):
+    conditions = ConditionsField(read_only=True)
+
+    class Meta:
+        model = Audience
+        fields = ["id", "name", "conditions", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class AudiencePayloadSerializer(serializers.Serializer[Any]):
+    """Create and update: ``id``, timestamps and anything unknown are ignored."""
+
+    name = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    conditions = ConditionsField(required=False)
+
+
+class PreviewPayloadSerializer(serializers.Serializer[Any]):
+    conditions = ConditionsField()
+
+
+class PreviewSerializer(serializers.Serializer[Any]):
+    count = serializers.IntegerField(help_text="How many of the club's members match.")
+    member_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="The ids of the first matching members (at most 100), ascending.",
+    )

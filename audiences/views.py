@@ -1,0 +1,97 @@
+"""The audiences endpoints: saved rules over a club's members, and a preview of a rule."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from audiences import selectors, services
+from audiences.models import Audience
+from audiences.serializers import (
+    AudiencePayloadSerializer,
+    AudienceSerializer,
+    PreviewPayloadSerializer,
+    PreviewSerializer,
+)
+from loyalty.pagination import SortOrder, paginated_by
+from loyalty.permits import (
+    AUDIENCES_CREATE,
+    AUDIENCES_DESTROY,
+    AUDIENCES_LIST,
+    AUDIENCES_PREVIEW,
+    AUDIENCES_SHOW,
+    AUDIENCES_UPDATE,
+)
+from loyalty.views import ClubScopedViewSet
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List audiences"),
+    create=extend_schema(summary="Create an audience"),
+    retrieve=extend_schema(summary="Show an audience"),
+    update=extend_schema(
+        summary="Update an audience",
+        description="The conditions of a manual or system group's own audience: 405.",
+    ),
+    partial_update=extend_schema(summary="Update some fields of an audience"),
+    destroy=extend_schema(
+        summary="Destroy an audience", description="An audience used by a group: 405."
+    ),
+)
+class AudienceViewSet(ClubScopedViewSet):
+    queryset = Audience.objects.all()
+    serializer_class = AudienceSerializer
+    input_serializers = {
+        "create": AudiencePayloadSerializer,
+        "update": AudiencePayloadSerializer,
+        "partial_update": AudiencePayloadSerializer,
+        "preview": PreviewPayloadSerializer,
+    }
+    pagination_class = paginated_by("audiences")
+    filter_backends = [SortOrder]
+    sortable_fields = ("id", "name", "created_at", "updated_at")
+    required_permits = {
+        "list": AUDIENCES_LIST,
+        "create": AUDIENCES_CREATE,
+        "retrieve": AUDIENCES_SHOW,
+        "update": AUDIENCES_UPDATE,
+        "partial_update": AUDIENCES_UPDATE,
+        "destroy": AUDIENCES_DESTROY,
+        "preview": AUDIENCES_PREVIEW,
+    }
+    not_allowed_actions = frozenset({"update", "partial_update", "destroy"})
+
+    def list(self, request: Request, loyalty_club_slug: str) -> Response:
+        return self.paginated(self.get_queryset())
+
+    def create(self, request: Request, loyalty_club_slug: str) -> Response:
+        audience = services.create_audience(club=self.club, **self.payload(request))
+        return self.render(audience, status=201)
+
+    def retrieve(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        return self.render(self.get_object())
+
+    def update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        audience = services.update_audience(audience=self.get_object(), **self.payload(request))
+        return self.render(audience)
+
+    def partial_update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        return self.update(request, loyalty_club_slug, pk)
+
+    def destroy(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        services.delete_audience(audience=self.get_object())
+        return Response(status=204)
+
+    @extend_schema(
+        summary="Preview conditions",
+        description="The number of the club's members matching the conditions and the ids "
+        "of the first 100, ascending; nothing is saved. Conditions the grammar refuses: 422 "
+        "with details keyed by their index.",
+        responses={200: PreviewSerializer},
+    )
+    @action(detail=False, methods=["post"])
+    def preview(self, request: Request, loyalty_club_slug: str) -> Response:
+        result = selectors.preview(club=self.club, **self.payload(request))
+        return Response(PreviewSerializer(result).data)

@@ -1,0 +1,50 @@
+"""Query-string filters of the members group lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from rest_framework.filters import BaseFilterBackend
+from rest_framework.request import Request
+
+from groups.models import MembersGroup
+from loyalty.pagination import INTEGER_ARRAY, bool_param, int_list_param, query_parameter
+
+
+class MembersGroupFilter(BaseFilterBackend):
+    """Filter by ``ids[]``, ``name``, ``type``, ``automatic``, ``system`` and ``search``."""
+
+    def filter_queryset(
+        self, request: Request, queryset: QuerySet[MembersGroup], view: Any
+    ) -> QuerySet[MembersGroup]:
+        query = request.query_params
+        ids = int_list_param(query, "ids")
+        if ids is not None:
+            queryset = queryset.filter(pk__in=ids)
+        for field in ("name", "type"):
+            if field in query:
+                queryset = queryset.filter(**{field: query[field]})
+        for field in ("automatic", "system"):
+            value = bool_param(query, field)
+            if value is not None:
+                queryset = queryset.filter(**{field: value})
+        search = query.get("search", "").strip()
+        if search:
+            queryset = queryset.filter(Q(name__icontains=search) | Q(description__icontains=search))
+        return queryset
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        boolean = {"type": "boolean"}
+        return [
+            query_parameter("ids[]", INTEGER_ARRAY, "Only these group ids."),
+            query_parameter("name", {"type": "string"}, "Name equal to this (case-sensitive)."),
+            query_parameter("type", {"type": "string"}, "Type equal to this (case-sensitive)."),
+            query_parameter("automatic", boolean, "Only automatic (true) or manual (false)."),
+            query_parameter("system", boolean, "Only system (true) or other (false) groups."),
+            query_parameter(
+                "search",
+                {"type": "string"},
+                "Name or description contains this (case-insensitive).",
+            ),
+        ]

@@ -1,0 +1,152 @@
+"""Members group payloads, representations and the bulk membership payload and reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from audiences.serializers import ConditionsField
+from groups.models import MembersGroup
+from members.selectors import IDENTIFIER_TYPES
+
+
+class MembersGroupSerializer(serializers.ModelSerializer[MembersGroup]):
+    audience_id = serializers.IntegerField(read_only=True, help_text="The related audience.")
+    audience_conditions = ConditionsField(
+        source="audience.conditions",
+        read_only=True,
+        help_text="The related audience's conditions; a manual group's is "
+        "members_group_ids any [its own id].",
+    )
+
+    class Meta:
+        model = MembersGroup
+        fields = [
+            "id",
+            "name",
+            "type",
+            "description",
+            "automatic",
+            "system",
+            "audience_id",
+            "audience_conditions",
+            "members_count",
+            "recomputing",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class MembersGroupPayloadSerializer(serializers.Serializer[Any]):
+    """Create and update. ``id``, ``automatic``, ``members_count`` and unknown keys are ignored.
+
+    ``system`` may only be false (and is then ignored): system groups are the system's.
+    A null ``audience_id``/``audience_conditions`` counts as absent.
+    """
+
+    name = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    type = serializers.CharField(
+        max_length=100, allow_blank=True, required=False, help_text="A free label."
+    )
+    description = serializers.CharField(allow_blank=True, required=False)
+    system = serializers.BooleanField(required=False, help_text="Only false is accepted.")
+    audience_id = serializers.IntegerField(
+        min_value=1,
+        allow_null=True,
+        required=False,
+        help_text="Create an automatic group following this audience of the club.",
+    )
+    audience_conditions = ConditionsField(
+        allow_null=True,
+        required=False,
+        help_text="Create an automatic group whose members match these conditions.",
+    )
+
+    def validate_system(self, value: bool) -> bool:
+        if value:
+            raise serializers.ValidationError(
+                "System groups are created by the system only.", code="not_allowed"
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs.pop("system", None)
+        return {key: value for key, value in attrs.items() if value is not None}
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+        "description": "Emails, msisdns or member ids (one type per call), normalised like "
+        "the member fields; at most BULK_IDENTIFIERS_MAX (100,000 by default).",
+    }
+)
+class IdentifierListField(serializers.Field[list[Any], list[Any], list[Any], Any]):
+    """A JSON array of strings or integers, checked in one pass (a call may carry 100,000).
+
+    A field per element, as ``ListField(child=...)`` does, costs seconds at that size.
+    """
+
+    default_error_messages = {
+        "not_a_list": 'Expected a list of items but got type "{input_type}".',
+        "max_length": "Ensure this field has no more than {max_length} elements.",
+        "invalid": "Must be a string or an integer.",
+    }
+
+    @property
+    def max_length(self) -> int:
+        return int(settings.BULK_IDENTIFIERS_MAX)
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        if len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        wrong = [
+            index
+            for index, item in enumerate(data)
+            if not isinstance(item, str | int) or isinstance(item, bool)
+        ]
+        if wrong:
+            message = self.error_messages["invalid"]
+            raise serializers.ValidationError(
+                {index: [serializers.ErrorDetail(message, code="invalid")] for index in wrong}
+            )
+        return data
+
+    def to_representation(self, value: list[Any]) -> list[Any]:
+        return value
+
+
+class BulkIdentifiersSerializer(serializers.Serializer[Any]):
+    identifier_type = serializers.ChoiceField(choices=IDENTIFIER_TYPES)
+    identifiers = IdentifierListField()
+
+
+def _identifiers(help_text: str) -> serializers.ListField:
+    return serializers.ListField(child=serializers.JSONField(), help_text=help_text)
+
+
+NOT_FOUND_HELP = "Identifiers of no member of the club, as sent (the first spelling of each)."
+INVALID_HELP = "Identifiers that cannot be normalised, as sent."
+
+
+class BulkAddReportSerializer(serializers.Serializer[Any]):
+    members_group = MembersGroupSerializer(source="group")
+    added = serializers.IntegerField(source="changed")
+    already_members = serializers.IntegerField(source="unchanged")
+    not_found = _identifiers(NOT_FOUND_HELP)
+    invalid = _identifiers(INVALID_HELP)
+
+
+class BulkRemoveReportSerializer(serializers.Serializer[Any]):
+    members_group = MembersGroupSerializer(source="group")
+    removed = serializers.IntegerField(source="changed")
+    not_members = serializers.IntegerField(source="unchanged")
+    not_found = _identifiers(NOT_FOUND_HELP)
+    invalid = _identifiers(INVALID_HELP)

@@ -1,0 +1,228 @@
+"""The members groups endpoints, their members in bulk, and the groups of one member."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from groups import selectors, services
+from groups.filters import MembersGroupFilter
+from groups.models import MembersGroup
+from groups.serializers import (
+    BulkAddReportSerializer,
+    BulkIdentifiersSerializer,
+    BulkRemoveReportSerializer,
+    MembersGroupPayloadSerializer,
+    MembersGroupSerializer,
+)
+from loyalty.pagination import (
+    DIRECTIONS,
+    PageRequest,
+    SortOrder,
+    after_id_param,
+    keyset_pagination_info,
+    paginated_by,
+    pagination_info,
+    sort_keys,
+)
+from loyalty.permits import (
+    GROUPS_ADD_MEMBERS,
+    GROUPS_CREATE,
+    GROUPS_DESTROY,
+    GROUPS_LIST,
+    GROUPS_REMOVE_MEMBERS,
+    GROUPS_SHOW,
+    GROUPS_UPDATE,
+    MEMBERS_SHOW,
+)
+from loyalty.views import API_SOURCE, ClubScopedViewSet
+from members.models import Member
+from members.serializers import MemberSerializer
+from members.views import MembersPagination
+
+GROUP_SORTABLE = ("id", "name", "type", "members_count", "created_at", "updated_at")
+GroupsPagination = paginated_by("members_groups")
+
+GROUP_MEMBERS_PARAMETERS = [
+    OpenApiParameter(
+        "after_id",
+        int,
+        description="Key-set walk of a whole group: the members after this id in the sort "
+        "order (0 to start, in either direction), at the same cost on every page. Replaces "
+        "page_no; the response's pagination_info.next_after_id is the next call's after_id "
+        "(null on the last page), and its current_page, next_page and prev_page are null.",
+    ),
+    OpenApiParameter(
+        "sort_by[]",
+        {"type": "array", "items": {"type": "string", "enum": ["id"]}},
+        explode=True,
+        description="A group's members sort by id only.",
+    ),
+    OpenApiParameter(
+        "sort_directions[]",
+        {"type": "array", "items": {"type": "string", "enum": list(DIRECTIONS)}},
+        explode=True,
+        description="asc (default) or desc.",
+    ),
+]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List members groups"),
+    create=extend_schema(
+        summary="Create a members group",
+        description="A manual group, or an automatic one with audience_id or "
+        'audience_conditions. "system": true is refused (422); id, automatic, '
+        "members_count and unknown keys are ignored.",
+    ),
+    retrieve=extend_schema(summary="Show a members group"),
+    update=extend_schema(
+        summary="Update a members group",
+        description="System groups: 405. audience_id/audience_conditions on a manual group: 422.",
+    ),
+    partial_update=extend_schema(summary="Update some fields of a members group"),
+    destroy=extend_schema(summary="Destroy a members group", description="System groups: 405."),
+)
+class MembersGroupViewSet(ClubScopedViewSet):
+    queryset = MembersGroup.objects.select_related("audience")
+    serializer_class = MembersGroupSerializer
+    input_serializers = {
+        "create": MembersGroupPayloadSerializer,
+        "update": MembersGroupPayloadSerializer,
+        "partial_update": MembersGroupPayloadSerializer,
+        "add_members": BulkIdentifiersSerializer,
+        "remove_members": BulkIdentifiersSerializer,
+    }
+    pagination_class = GroupsPagination
+    filter_backends = [MembersGroupFilter, SortOrder]
+    sortable_fields = GROUP_SORTABLE
+    required_permits = {
+        "list": GROUPS_LIST,
+        "create": GROUPS_CREATE,
+        "retrieve": GROUPS_SHOW,
+        "update": GROUPS_UPDATE,
+        "partial_update": GROUPS_UPDATE,
+        "destroy": GROUPS_DESTROY,
+        "members": GROUPS_SHOW,
+        "add_members": GROUPS_ADD_MEMBERS,
+        "remove_members": GROUPS_REMOVE_MEMBERS,
+    }
+    not_allowed_actions = frozenset(
+        {"update", "partial_update", "destroy", "add_members", "remove_members"}
+    )
+
+    def list(self, request: Request, loyalty_club_slug: str) -> Response:
+        return self.paginated(self.get_queryset())
+
+    def create(self, request: Request, loyalty_club_slug: str) -> Response:
+        group = services.create_group(club=self.club, actor=self.actor, **self.payload(request))
+        return self.render(group, status=201)
+
+    def retrieve(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        return self.render(self.get_object())
+
+    def update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        group = services.update_group(
+            group=self.get_object(), actor=self.actor, **self.payload(request)
+        )
+        return self.render(group)
+
+    def partial_update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        return self.update(request, loyalty_club_slug, pk)
+
+    def destroy(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        services.delete_group(group=self.get_object(), source=API_SOURCE, actor=self.actor)
+        return Response(status=204)
+
+    @extend_schema(
+        summary="List a group's members",
+        description="Sorted by id. total_count is the group's stored members_count.",
+        parameters=GROUP_MEMBERS_PARAMETERS,
+        responses=MemberSerializer(many=True),
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="members",
+        pagination_class=MembersPagination,
+        filter_backends=[],
+    )
+    def members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        group = self.get_object()
+        query = request.query_params
+        page = PageRequest.from_query(query)
+        after_id = after_id_param(query)
+        descending = any(key.descending for key in sort_keys(query, ("id",)))
+        result = selectors.group_members_page(
+            group=group,
+            per_page=page.per_page,
+            offset=page.offset if after_id is None else 0,
+            after_id=after_id,
+            descending=descending,
+        )
+        info = (
+            pagination_info(total_count=group.members_count, page=page)
+            if after_id is None
+            else keyset_pagination_info(
+                total_count=group.members_count,
+                per_page=page.per_page,
+                is_first_page=result.is_first,
+                next_after_id=result.next_after_id,
+            )
+        )
+        members = MemberSerializer(result.members, many=True).data
+        return Response({"members": members, "pagination_info": info})
+
+    @extend_schema(
+        summary="Add members to a manual group",
+        description="Atomic and idempotent. Unknown identifiers are reported in not_found, "
+        "malformed ones in invalid; duplicates count once. Over BULK_IDENTIFIERS_MAX "
+        "identifiers: 422, nothing changed. Automatic or system group: 405.",
+        responses={200: BulkAddReportSerializer},
+    )
+    @members.mapping.post
+    def add_members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        result = services.add_members(
+            group=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
+        )
+        return Response(BulkAddReportSerializer(result).data)
+
+    @extend_schema(
+        summary="Remove members from a manual group",
+        description="The bulk payload goes in the DELETE body. Same rules as adding.",
+        responses={200: BulkRemoveReportSerializer},
+    )
+    @members.mapping.delete
+    def remove_members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        result = services.remove_members(
+            group=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
+        )
+        return Response(BulkRemoveReportSerializer(result).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List the groups a member is in",
+        parameters=[
+            OpenApiParameter(
+                "member_pk", int, OpenApiParameter.PATH, description="The member's id."
+            )
+        ],
+    )
+)
+class MemberGroupsViewSet(ClubScopedViewSet):
+    """``members/{member_pk}/members_groups``: filters, sorting and pages as the group list."""
+
+    queryset = MembersGroup.objects.none()  # for the schema: rows come from the selector
+    serializer_class = MembersGroupSerializer
+    pagination_class = GroupsPagination
+    filter_backends = [MembersGroupFilter, SortOrder]
+    sortable_fields = GROUP_SORTABLE
+    required_permits = {"list": MEMBERS_SHOW}
+
+    def list(self, request: Request, loyalty_club_slug: str, member_pk: str) -> Response:
+        member = get_object_or_404(Member.objects.filter(club=self.club), pk=member_pk)
+        return self.paginated(selectors.groups_of_member(member))

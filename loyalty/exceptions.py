@@ -1,0 +1,141 @@
+"""The API's one error format: the DRF exception handler and JSON 404/500 views for /v3/."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from loyalty.errors import DomainError
+
+API_PREFIX = "/v3/"
+NOT_FOUND = "Not found"
+INTERNAL_ERROR = "Internal server error"
+INVALID_PARAMETERS = "Invalid parameters"
+
+# DRF's codes for a value of the wrong JSON type, in JSON's own words.
+CODE_NAMES = {"not_a_list": "not_an_array", "not_a_dict": "not_an_object"}
+# Codes whose limit is an attribute of the same name on the failing field.
+COUNTED_CODES = ("max_length", "min_length", "max_value", "min_value")
+
+REASON_PHRASES = {470: "Missing Client Header", 471: "Malformed Client Header"}
+
+
+def _options(code: str, field: Any) -> dict[str, Any]:
+    if code in COUNTED_CODES and getattr(field, code, None) is not None:
+        return {"count": getattr(field, code)}
+    if code == "invalid_choice" and hasattr(field, "choices"):
+        return {"choices": list(field.choices)}
+    return {}
+
+
+def _child(field: Any, key: Any) -> Any:
+    if isinstance(field, serializers.Serializer):
+        return field.fields.get(key)
+    return getattr(field, "child", None)  # ListField, DictField, ListSerializer
+
+
+def validation_details(errors: Any, field: Any = None) -> Any:
+    """Turn DRF's error structure into the SPEC's details tree.
+
+    Objects stay objects, array elements are keyed by their index as a string, and each
+    leaf becomes a list of ``{"error": code, "options": {...}}``. ``field`` is the
+    serializer (or field) that produced ``errors``; its limits fill the options, e.g.
+    ``{"count": 200}`` for ``max_length``.
+    """
+    if isinstance(errors, Mapping):
+        return {
+            str(key): validation_details(value, _child(field, key)) for key, value in errors.items()
+        }
+    if isinstance(errors, list) and errors and not isinstance(errors[0], str):
+        # A ListSerializer: one entry per element, empty for the valid ones.
+        return {
+            str(index): validation_details(error, _child(field, index))
+            for index, error in enumerate(errors)
+            if error
+        }
+    leaves = errors if isinstance(errors, list) else [errors]
+    details = []
+    for leaf in leaves:
+        code = str(getattr(leaf, "code", None) or "invalid")
+        details.append({"error": CODE_NAMES.get(code, code), "options": _options(code, field)})
+    return details
+
+
+def error_body(message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": message} if details is None else {"error": message, "details": details}
+
+
+def _message(detail: Any) -> str:
+    return str(detail) if isinstance(detail, str) else INVALID_PARAMETERS
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Render a refusal as ``{"error": ...}`` (422 adds ``details``); None lets a 500 through."""
+    if isinstance(exc, DomainError):
+        response = Response(error_body(exc.message, exc.details), status=exc.status)
+    elif isinstance(exc, Http404 | exceptions.NotFound):
+        response = Response(error_body(NOT_FOUND), status=404)
+    elif isinstance(exc, PermissionDenied):
+        response = Response(error_body(str(exc) or "Forbidden"), status=403)
+    elif isinstance(exc, RequestDataTooBig):
+        # Raised by Django when the parser reads a body over DATA_UPLOAD_MAX_MEMORY_SIZE.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        response = Response(error_body(f"The request body is larger than {limit} bytes."), 413)
+    elif isinstance(exc, exceptions.ValidationError):
+        response = Response(
+            error_body(INVALID_PARAMETERS, validation_details(exc.detail)), status=422
+        )
+    elif isinstance(exc, exceptions.UnsupportedMediaType):
+        # SPEC: a body that is not JSON is a 400, whatever its declared type.
+        response = Response(error_body(f"The body must be JSON. {exc.detail}"), status=400)
+    elif isinstance(exc, exceptions.APIException):
+        response = Response(error_body(_message(exc.detail)), status=exc.status_code)
+        if getattr(exc, "auth_header", None):
+            response["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None) is not None:
+            response["Retry-After"] = str(math.ceil(exc.wait))
+    else:
+        return None
+    if response.status_code in REASON_PHRASES:
+        response.reason_phrase = REASON_PHRASES[response.status_code]
+    set_rollback()
+    return response
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 404 view: JSON under /v3/, the usual page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body(NOT_FOUND), status=404)
+    return defaults.page_not_found(request, exception or Http404())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 view: JSON without a traceback under /v3/, the usual page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body(INTERNAL_ERROR), status=500)
+    return defaults.server_error(request)
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    """The body of every error response."""
+
+    error = serializers.CharField(help_text="A human readable message.")
+
+
+class InvalidParametersSerializer(ErrorSerializer):
+    """The body of a 422: the message and a tree of problems shaped like the input."""
+
+    details = serializers.DictField(
+        help_text="Shaped like the payload (array elements keyed by their index as a "
+        'string); each leaf is a list of {"error": "<code>", "options": {...}}, e.g. '
+        '{"name": [{"error": "max_length", "options": {"count": 200}}]}.'
+    )

@@ -1,0 +1,189 @@
+"""The base of every API viewset: club scope, payload parsing, and the schema of the errors."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db.models import Model, QuerySet
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import get_doc
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import exceptions, serializers
+from rest_framework.generics import get_object_or_404
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.viewsets import GenericViewSet
+
+from loyalty.authentication import ClubAccess
+from loyalty.errors import InvalidParameters
+from loyalty.exceptions import (
+    ErrorSerializer,
+    InvalidParametersSerializer,
+    validation_details,
+)
+from loyalty.models import Club
+
+# The membership-event source of API writes (groups.models.Source.API; loyalty sits below
+# groups and cannot import it).
+API_SOURCE = "api"
+
+# What each error status means on this API, for the schema.
+ERROR_DESCRIPTIONS = {
+    400: "The body is not JSON, or not a JSON object.",
+    401: "Missing, invalid or revoked token, or a token of another club (also for an "
+    "unknown club slug).",
+    403: "The token lacks the operation's permit.",
+    404: "Unknown id (or, for staff, unknown club).",
+    405: "The operation is never allowed on this object (e.g. a system group).",
+    413: "The body is larger than the server accepts.",
+    422: "Invalid parameters: see details.",
+    429: "Too many requests for this token: wait Retry-After seconds.",
+    470: "X-User-Agent or X-Product-Name header missing.",
+    471: "X-User-Agent or X-Product-Name header malformed.",
+}
+ALWAYS = (401, 403, 404, 429, 470, 471)
+WITH_BODY = (400, 413, 422)
+
+
+class JSONObjectParser(JSONParser):
+    """JSON bodies, each a JSON object (every payload of this API is one)."""
+
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: dict[str, Any] | None = None,
+    ) -> Any:
+        data = super().parse(stream, media_type, parser_context)
+        if not isinstance(data, dict):
+            raise exceptions.ParseError("The body must be a JSON object.")
+        return data
+
+
+class ApiAutoSchema(AutoSchema):
+    """Document each operation's input serializer, its errors, and the club path parameter."""
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = [
+            OpenApiParameter(
+                "loyalty_club_slug", str, OpenApiParameter.PATH, description="The club's slug."
+            )
+        ]
+        if "{id}" in self.path:
+            name = self.view.queryset.model._meta.verbose_name
+            parameters.append(
+                OpenApiParameter("id", int, OpenApiParameter.PATH, description=f"The {name}'s id.")
+            )
+        return [*parameters, *super().get_override_parameters()]
+
+    def get_description(self) -> str:
+        # The action's own docstring only: the viewset's describes the code, not the API.
+        return get_doc(getattr(self.view, self.view.action or "", None))
+
+    def get_request_serializer(self) -> Any:
+        return self.view.input_serializers.get(self.view.action)
+
+    def get_response_serializers(self) -> Any:
+        return self.view.serializer_class
+
+    def _get_request_body(self, direction: str = "request") -> Any:
+        if self.method != "DELETE" or self.get_request_serializer() is None:
+            return super()._get_request_body(direction)
+        # Bulk removal carries its payload in a DELETE body, which the base class skips.
+        self.method = "POST"
+        try:
+            return super()._get_request_body(direction)
+        finally:
+            self.method = "DELETE"
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        codes = set(ALWAYS)
+        if self.method in ("POST", "PUT", "PATCH") or self.get_request_serializer() is not None:
+            codes.update(WITH_BODY)
+        if self._is_list_view():
+            codes.add(422)
+        if self.view.action in self.view.not_allowed_actions:
+            codes.add(405)
+        for code in sorted(codes):
+            responses.setdefault(str(code), self._error_response(code, direction))
+        return responses
+
+    def _error_response(self, code: int, direction: str) -> dict[str, Any]:
+        serializer = InvalidParametersSerializer if code == 422 else ErrorSerializer
+        component = self.resolve_serializer(serializer, direction)
+        response: dict[str, Any] = {
+            "description": ERROR_DESCRIPTIONS[code],
+            "content": {"application/json": {"schema": component.ref}},
+        }
+        if code == 429:
+            response["headers"] = {
+                "Retry-After": {
+                    "schema": {"type": "integer"},
+                    "description": "Seconds until the token may call again.",
+                }
+            }
+        return response
+
+
+class ClubScopedViewSet(GenericViewSet[Any]):
+    """A viewset under ``/v3/{loyalty_club_slug}/``, for the callers let into that club.
+
+    Subclasses declare ``required_permits`` per action, ``serializer_class`` for output and
+    ``input_serializers`` per writing action (the shapes differ); ``not_allowed_actions``
+    lists the actions a DomainError may refuse with 405, for the schema.
+    """
+
+    lookup_value_regex = "[0-9]{1,18}"  # ids beyond a bigint cannot exist: plain 404
+    parser_classes = [JSONObjectParser]
+    schema = ApiAutoSchema()
+    required_permits: ClassVar[dict[str, str]] = {}
+    input_serializers: ClassVar[dict[str, type[serializers.Serializer[Any]]]] = {}
+    not_allowed_actions: ClassVar[frozenset[str]] = frozenset()
+
+    @property
+    def access(self) -> ClubAccess:
+        access = self.request.auth
+        assert isinstance(access, ClubAccess)  # guaranteed by HasClubPermit
+        return access
+
+    @property
+    def club(self) -> Club:
+        return self.access.club
+
+    @property
+    def actor(self) -> str:
+        return self.access.actor
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return super().get_queryset().filter(club=self.club)
+
+    def get_object(self) -> Any:
+        # Unlike DRF's, without the list's filters: a query string never hides an object.
+        instance = get_object_or_404(self.get_queryset(), pk=self.kwargs[self.lookup_field])
+        self.check_object_permissions(self.request, instance)
+        return instance
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
+        # The browsable API and OPTIONS describe writes with this: give them the input shape.
+        action = self.action
+        if action == "metadata":  # OPTIONS asks once per method, on a request cloned to it
+            action = self.action_map.get(self.request.method.lower())
+        return self.input_serializers.get(action or "", self.serializer_class)
+
+    def payload(self, request: Request) -> dict[str, Any]:
+        """The action's input serializer's validated data, or a 422 with a details tree."""
+        serializer = self.input_serializers[self.action](
+            data=request.data, context=self.get_serializer_context()
+        )
+        if not serializer.is_valid():
+            raise InvalidParameters(details=validation_details(serializer.errors, serializer))
+        return dict(serializer.validated_data)
+
+    def render(self, instance: Model, status: int = 200) -> Response:
+        return Response(self.serializer_class(instance).data, status=status)
+
+    def paginated(self, queryset: QuerySet[Any]) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(queryset))
+        return self.get_paginated_response(self.serializer_class(page, many=True).data)

@@ -1,0 +1,77 @@
+"""The members endpoints: list, create, show, update and destroy a club's members."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from loyalty.pagination import SortOrder, paginated_by
+from loyalty.permits import (
+    MEMBERS_CREATE,
+    MEMBERS_DESTROY,
+    MEMBERS_LIST,
+    MEMBERS_SHOW,
+    MEMBERS_UPDATE,
+)
+from loyalty.views import API_SOURCE, ClubScopedViewSet
+from members import services
+from members.filters import MemberFilter
+from members.models import Member
+from members.serializers import MemberPayloadSerializer, MemberSerializer
+
+MembersPagination = paginated_by("members")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List members"),
+    create=extend_schema(summary="Create a member"),
+    retrieve=extend_schema(summary="Show a member"),
+    update=extend_schema(summary="Update a member"),
+    partial_update=extend_schema(summary="Update some fields of a member"),
+    destroy=extend_schema(summary="Destroy a member"),
+)
+class MemberViewSet(ClubScopedViewSet):
+    queryset = Member.objects.all()
+    serializer_class = MemberSerializer
+    input_serializers = {
+        "create": MemberPayloadSerializer,
+        "update": MemberPayloadSerializer,
+        "partial_update": MemberPayloadSerializer,
+    }
+    pagination_class = MembersPagination
+    filter_backends = [MemberFilter, SortOrder]
+    sortable_fields = ("id", "email", "msisdn", "created_at", "updated_at")
+    required_permits = {
+        "list": MEMBERS_LIST,
+        "create": MEMBERS_CREATE,
+        "retrieve": MEMBERS_SHOW,
+        "update": MEMBERS_UPDATE,
+        "partial_update": MEMBERS_UPDATE,
+        "destroy": MEMBERS_DESTROY,
+    }
+
+    def list(self, request: Request, loyalty_club_slug: str) -> Response:
+        return self.paginated(self.get_queryset())
+
+    def create(self, request: Request, loyalty_club_slug: str) -> Response:
+        member = services.create_member(
+            club=self.club, source=API_SOURCE, actor=self.actor, **self.payload(request)
+        )
+        return self.render(member, status=201)
+
+    def retrieve(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        return self.render(self.get_object())
+
+    def update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        member = services.update_member(
+            member=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
+        )
+        return self.render(member)
+
+    def partial_update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        return self.update(request, loyalty_club_slug, pk)
+
+    def destroy(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        services.delete_member(member=self.get_object(), source=API_SOURCE, actor=self.actor)
+        return Response(status=204)
