@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from audiences.conditions import ConditionError, compile_conditions, parse_conditions
-from loyalty.errors import InvalidParameters
+from audiences.conditions import compile_conditions
+from audiences.services import parse_or_refuse
 from loyalty.models import Club
 from members.models import Member
 
@@ -21,10 +21,7 @@ class Preview:
 
 def preview(*, club: Club, conditions: Any) -> Preview:
     """How many of the club's members match, and the first ids; nothing is saved."""
-    try:
-        node = parse_conditions(conditions)
-    except ConditionError as exc:
-        raise InvalidParameters(details={"conditions": exc.details}) from exc
+    node = parse_or_refuse(conditions)
     matching = Member.objects.filter(compile_conditions(node, club_id=club.pk, tz=club.timezone))
     return Preview(
         count=matching.count(),

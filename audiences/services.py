@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from audiences.conditions import ConditionError, parse_conditions
+from audiences.conditions import ConditionError, Node, parse_conditions
 from audiences.models import Audience
 from audiences.signals import audience_conditions_changed
 from loyalty.errors import InvalidParameters, NotAllowed
@@ -22,12 +22,17 @@ class AudienceOwnedByGroup(NotAllowed):
     message = "The audience is the rule of a manual or system group and cannot be changed."
 
 
-def validate_conditions(conditions: Any, field: str = "conditions") -> list[Any]:
-    """Return ``conditions`` if the engine's grammar accepts them, else raise 422 on ``field``."""
+def parse_or_refuse(conditions: Any, field: str = "conditions") -> Node:
+    """Parse ``conditions`` with the engine, or refuse with 422 details under ``field``."""
     try:
-        parse_conditions(conditions)
+        return parse_conditions(conditions)
     except ConditionError as exc:
         raise InvalidParameters(details={field: exc.details}) from exc
+
+
+def validate_conditions(conditions: Any, field: str = "conditions") -> list[Any]:
+    """Return ``conditions`` if the engine's grammar accepts them, else raise 422 on ``field``."""
+    parse_or_refuse(conditions, field)
     return list(conditions)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import api_bulk
+from bench import api_bulk, automatic
 from bench.dataset import ensure_club
 
 
@@ -14,9 +14,15 @@ def main() -> None:
     parser.add_argument("--identifiers", type=int, default=100_000)
     parser.add_argument("--naive-sample", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--groups", type=int, default=100)
+    parser.add_argument("--updates", type=int, default=30)
+    parser.add_argument("--only", choices=["api", "automatic"])
     args = parser.parse_args()
     club_id = ensure_club(args.members)
-    api_bulk.run(club_id, args.members, args.identifiers, args.naive_sample, args.runs)
+    if args.only in (None, "api"):
+        api_bulk.run(club_id, args.members, args.identifiers, args.naive_sample, args.runs)
+    if args.only in (None, "automatic"):
+        automatic.run(club_id, args.members, args.groups, args.updates)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from bench.dataset import BENCH_DATABASE_URL, CLUB_SLUG, ROOT, email_of
-from bench.harness import ApiClient, live_server, median_seconds, report
+from bench.harness import ApiClient, live_server, median_seconds, report, setup_django
 
 FLOOR_ADD = """
 WITH found AS (
@@ -120,10 +120,7 @@ def naive_remove(group_id: int, emails: list[str]) -> None:
 
 
 def run(club_id: int, members: int, identifiers: int, naive_sample: int, runs: int) -> None:
-    os.environ["DATABASE_URL"] = BENCH_DATABASE_URL
-    import django
-
-    django.setup()
+    setup_django()
     rng = random.Random(11)
     emails = [email_of(n) for n in rng.sample(range(1, members + 1), identifiers)]
     token = make_token()

@@ -98,3 +98,14 @@ class ApiClient:
         with urllib.request.urlopen(request, timeout=600) as response:
             raw = response.read()
         return json.loads(raw) if raw else None
+
+
+def setup_django(**environment: str) -> None:
+    """Point Django at the benchmark database (and any other settings) and set it up."""
+    os.environ.update(
+        {"DATABASE_URL": BENCH_DATABASE_URL, "DJANGO_SETTINGS_MODULE": "loyalty.settings"}
+    )
+    os.environ.update(environment)
+    import django
+
+    django.setup()

@@ -30,6 +30,7 @@ from audiences.conditions import (
     uses_relative_dates,
 )
 from audiences.models import Audience
+from audiences.services import parse_or_refuse
 from groups.dependencies import check_acyclic, dependants_in_order, dependency_graph, levels
 from groups.models import (
     ALL_MEMBERS_KEY,
@@ -194,13 +195,6 @@ def _leave(group: MembersGroup, member_ids: Sequence[int], source: str, actor: s
 # Rules ----------------------------------------------------------------------------------
 
 
-def _parse(conditions: Any, field: str) -> Node:
-    try:
-        return parse_conditions(conditions)
-    except ConditionError as exc:
-        raise InvalidParameters(details={field: exc.details}) from exc
-
-
 def _rule(group: MembersGroup) -> Q:
     node = parse_conditions(group.audience.conditions)
     return compile_conditions(node, club_id=group.club_id, tz=group.club.timezone)
@@ -359,15 +353,19 @@ def _audience_for(
 ) -> tuple[Audience, set[int]]:
     """The audience an automatic group follows, and the groups its rule references."""
     if audience_id is not None and audience_conditions is not None:
-        raise InvalidParameters.field("audience_id", "exclusive", with_="audience_conditions")
+        raise InvalidParameters(
+            details={
+                "audience_id": [{"error": "exclusive", "options": {"with": "audience_conditions"}}]
+            }
+        )
     if audience_conditions is not None:
-        node = _parse(audience_conditions, "audience_conditions")
+        node = parse_or_refuse(audience_conditions, "audience_conditions")
         references = _check_references(club.pk, node, "audience_conditions")
         return Audience(club=club, name=name, conditions=audience_conditions), references
     audience = Audience.objects.filter(club=club, pk=audience_id).first()
     if audience is None:
         raise InvalidParameters.field("audience_id", "not_found")
-    node = _parse(audience.conditions, "audience_id")
+    node = parse_or_refuse(audience.conditions, "audience_id")
     return audience, _check_references(club.pk, node, "audience_id")
 
 
@@ -558,7 +556,7 @@ def recount_group(*, group_id: int) -> tuple[int, int] | None:
 @transaction.atomic
 def recompute_audience_followers(*, audience: Audience) -> None:
     """Re-compute the automatic groups that follow an audience whose rule changed."""
-    node = _parse(audience.conditions, "conditions")
+    node = parse_or_refuse(audience.conditions, "conditions")
     for group in MembersGroup.objects.filter(audience=audience, automatic=True).order_by("pk"):
         _check_graph(group, referenced_group_ids(node))
         recompute_locked(_lock(group))

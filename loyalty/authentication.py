@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Q
-from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.request import Request
 
+from loyalty import services
 from loyalty.models import ApiToken, Club, hash_token
 
 TOKEN_HEADER = "X-Client-Authorization"
 CLIENT_HEADERS = ("X-User-Agent", "X-Product-Name")
 CLIENT_HEADER_MAX_LENGTH = 255
-# A busy client would otherwise write its token row on every request.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def meta_key(header: str) -> str:
@@ -77,19 +73,6 @@ def check_client_headers(request: Request) -> None:
             )
 
 
-def mark_used(token: ApiToken) -> None:
-    """Record that the token was used, at most once per ``LAST_USED_RESOLUTION``."""
-    now = timezone.now()
-    if token.last_used_at is not None and now - token.last_used_at < LAST_USED_RESOLUTION:
-        return
-    # The condition repeats the check in SQL so that concurrent requests write once.
-    ApiToken.objects.filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION),
-        pk=token.pk,
-    ).update(last_used_at=now)
-    token.last_used_at = now
-
-
 class ClubTokenAuthentication(BaseAuthentication):
     """A club's API token, looked up by the club of the path and the token's hash.
 
@@ -112,7 +95,7 @@ class ClubTokenAuthentication(BaseAuthentication):
         if not token.is_active:
             raise exceptions.AuthenticationFailed("The token has been revoked.")
         check_client_headers(request)
-        mark_used(token)
+        services.touch_api_token(token=token)
         return AnonymousUser(), ClubAccess(
             club=token.club, token=token, actor=f"token:{token.name}"
         )

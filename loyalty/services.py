@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from loyalty.errors import InvalidParameters
@@ -38,3 +40,21 @@ def create_api_token(*, club: Club, name: str, permits: Iterable[str]) -> tuple[
 
 def revoke_api_token(*, token: ApiToken) -> None:
     ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+# How often a token's last_used_at is written: often enough to audit, rarely enough to
+# keep writes off the hot path of every request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def touch_api_token(*, token: ApiToken) -> None:
+    """Record that the token was used, at most once per ``LAST_USED_RESOLUTION``."""
+    now = timezone.now()
+    if token.last_used_at is not None and now - token.last_used_at < LAST_USED_RESOLUTION:
+        return
+    # The condition repeats the check in SQL so that concurrent requests write once.
+    ApiToken.objects.filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION),
+        pk=token.pk,
+    ).update(last_used_at=now)
+    token.last_used_at = now

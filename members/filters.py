@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import Any
 
-from django.apps import apps
-from django.db.models import Exists, OuterRef, Q, QuerySet, TextField
+from django.db.models import Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.http import QueryDict
@@ -16,21 +14,11 @@ from rest_framework.request import Request
 
 from loyalty.errors import InvalidParameters
 from loyalty.pagination import INTEGER_ARRAY, int_list_param, query_parameter
+from members import selectors
 from members.models import Member
 from members.normalize import InvalidIdentifier, normalize_email, normalize_msisdn
 
 PROPERTY_PARAM = re.compile(r"properties\[([^\[\]]+)\](\[\])?")
-
-
-def in_any_group(group_ids: Iterable[int]) -> Exists:
-    """True for members in any of ``group_ids``, on the membership index ``(club, member)``."""
-    # Looked up by name: members must not import the groups app, which depends on it.
-    membership = apps.get_model("groups", "Membership")
-    return Exists(
-        membership.objects.filter(
-            club_id=OuterRef("club_id"), member_id=OuterRef("pk"), group_id__in=list(group_ids)
-        )
-    )
 
 
 def filter_properties(queryset: QuerySet[Member], query: QueryDict) -> QuerySet[Member]:
@@ -78,7 +66,7 @@ class MemberFilter(BaseFilterBackend):
             queryset = queryset.filter(msisdn=msisdn)
         group_ids = int_list_param(query, "members_group_ids")
         if group_ids is not None:
-            queryset = queryset.filter(in_any_group(group_ids))
+            queryset = queryset.filter(selectors.in_any_group(group_ids))
         search = query.get("search", "").strip()
         if search:
             queryset = queryset.filter(

@@ -6,7 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps
 from django.db import connection
+from django.db.models import Exists, OuterRef
 
 from loyalty.db import array_param, in_array
 from loyalty.models import Club
@@ -54,4 +56,15 @@ def resolve_identifiers(
         member_ids=[row[0] for row in rows],
         not_found=[raw for value, raw in wanted.items() if value not in found],
         invalid=list(invalid.values()),
+    )
+
+
+def in_any_group(group_ids: Iterable[int]) -> Exists:
+    """True for members in any of ``group_ids``, on the membership index ``(club, member)``."""
+    # Looked up by name: members must not import the groups app, which depends on it.
+    membership = apps.get_model("groups", "Membership")
+    return Exists(
+        membership.objects.filter(
+            club_id=OuterRef("club_id"), member_id=OuterRef("pk"), group_id__in=list(group_ids)
+        )
     )

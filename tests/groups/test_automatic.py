@@ -233,3 +233,14 @@ def test_changing_a_followed_audience_recomputes_its_groups(club: Club) -> None:
 
     assert member_ids(group) == {kari.pk}
     assert_consistent(group)
+
+
+def test_an_audience_and_conditions_together_are_refused(club: Club) -> None:
+    audience = audience_services.create_audience(club=club, conditions=[])
+    with pytest.raises(InvalidParameters) as excinfo:
+        services.create_group(
+            club=club, name="Both", audience_id=audience.pk, audience_conditions=[]
+        )
+    assert excinfo.value.details == {
+        "audience_id": [{"error": "exclusive", "options": {"with": "audience_conditions"}}]
+    }
