@@ -6,8 +6,9 @@ condition. Manual groups depend on nothing: their audience names only themselves
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from graphlib import CycleError, TopologicalSorter
+from typing import Any
 
 from audiences.conditions import ConditionError, parse_conditions, referenced_group_ids
 from groups.models import MembersGroup
@@ -16,19 +17,25 @@ from loyalty.errors import InvalidParameters
 Graph = dict[int, set[int]]
 
 
-def dependency_graph(club_id: int) -> Graph:
-    """Map each automatic group of the club to the groups its conditions reference."""
+def graph_of(rules: Iterable[tuple[int, Any]]) -> Graph:
+    """Map each automatic group, given with its conditions, to the groups they reference."""
     graph: Graph = {}
-    rows = MembersGroup.objects.filter(club_id=club_id, automatic=True).values_list(
-        "id", "audience__conditions"
-    )
-    for group_id, conditions in rows:
+    for group_id, conditions in rules:
         try:
             graph[group_id] = referenced_group_ids(parse_conditions(conditions))
         except ConditionError:
             # A rule stored before a grammar change: it references nothing we can follow.
             graph[group_id] = set()
     return graph
+
+
+def dependency_graph(club_id: int) -> Graph:
+    """Map each automatic group of the club to the groups its conditions reference."""
+    return graph_of(
+        MembersGroup.objects.filter(club_id=club_id, automatic=True).values_list(
+            "id", "audience__conditions"
+        )
+    )
 
 
 def check_acyclic(graph: Mapping[int, Collection[int]], names: Mapping[int, str]) -> None:

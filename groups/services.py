@@ -9,15 +9,18 @@ dependency order, for the members concerned only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from datetime import date, datetime
+from functools import lru_cache, partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
-from django.db.models import BooleanField, Case, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.sql import DeleteQuery
 from django.utils import timezone
 
@@ -31,7 +34,13 @@ from audiences.conditions import (
 )
 from audiences.models import Audience
 from audiences.services import parse_or_refuse
-from groups.dependencies import check_acyclic, dependants_in_order, dependency_graph, levels
+from groups.dependencies import (
+    check_acyclic,
+    dependants_in_order,
+    dependency_graph,
+    graph_of,
+    levels,
+)
 from groups.models import (
     ALL_MEMBERS_KEY,
     EventKind,
@@ -620,6 +629,21 @@ def _automatic_groups(club_id: int) -> dict[int, MembersGroup]:
     return {group.pk: group for group in groups}
 
 
+@lru_cache(maxsize=4096)
+def _rule_select(
+    vendor: str, club_id: int, tz: str, today: date, conditions: str
+) -> tuple[str, tuple[Any, ...]]:
+    """``SELECT id FROM members WHERE <rule>``, compiled once per rule, day and database.
+
+    Compiling a rule through the ORM costs about 0.3 ms of Python; a member update that
+    checks 100 automatic groups would spend most of its time there without this cache.
+    """
+    node = parse_conditions(json.loads(conditions))
+    rule = compile_conditions(node, club_id=club_id, tz=tz, today=today)
+    sql, params = Member.objects.filter(rule).values("id").order_by().query.sql_with_params()
+    return sql, tuple(params)
+
+
 @transaction.atomic
 def refresh_memberships_for_member(*, member: Member, actor: str = "") -> None:
     """Put one member in exactly the automatic groups whose rules it satisfies.
@@ -635,23 +659,29 @@ def refresh_memberships_for_member(*, member: Member, actor: str = "") -> None:
             "group_id", flat=True
         )
     )
-    graph = dependency_graph(member.club_id)
+    tz = next(iter(groups.values())).club.timezone
+    today = datetime.now(ZoneInfo(tz)).date()
+    graph = graph_of((pk, group.audience.conditions) for pk, group in groups.items())
     for batch in levels(graph):
-        matches = Member.objects.filter(pk=member.pk).values(
-            **{
-                f"g{group_id}": Case(
-                    When(_rule(groups[group_id]), then=Value(True)),
-                    default=Value(False),
-                    output_field=BooleanField(),
-                )
-                for group_id in batch
-            }
-        )[0]
+        tests, params = [], []
         for group_id in batch:
+            sql, rule_params = _rule_select(
+                connection.vendor,
+                member.club_id,
+                tz,
+                today,
+                json.dumps(groups[group_id].audience.conditions, sort_keys=True),
+            )
+            tests.append(f"EXISTS (SELECT 1 FROM ({sql}) r WHERE r.id = %s)")
+            params.extend([*rule_params, member.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT " + ", ".join(tests), params)
+            matches = cursor.fetchone()
+        for group_id, matched in zip(batch, matches, strict=True):
             group = groups[group_id]
-            if matches[f"g{group_id}"] and group_id not in current:
+            if matched and group_id not in current:
                 _join(group, [member.pk], _rule_source(group), actor)
-            elif not matches[f"g{group_id}"] and group_id in current:
+            elif not matched and group_id in current:
                 _leave(group, [member.pk], _rule_source(group), actor)
 
 
