@@ -99,22 +99,24 @@ def naive_remove(group_id: int, emails: list[str]) -> None:
     from rest_framework import serializers
 
     from groups.models import MembersGroup, Membership, MembershipEvent
+    from members.models import Member
 
     group = MembersGroup.objects.get(pk=group_id)
     field = serializers.EmailField()
     for raw in emails:
         email = field.run_validation(raw).lower()
-        membership = Membership.objects.filter(group=group, member__email=email).first()
-        if membership is None:
+        member = Member.objects.filter(club_id=group.club_id, email=email).first()
+        if member is None:
             continue
-        membership.delete()
-        MembershipEvent.objects.create(
-            club_id=group.club_id,
-            group_id=group.pk,
-            member_id=membership.member_id,
-            kind="left",
-            source="api",
-        )
+        deleted, _ = Membership.objects.filter(group=group, member=member).delete()
+        if deleted:
+            MembershipEvent.objects.create(
+                club_id=group.club_id,
+                group_id=group.pk,
+                member_id=member.pk,
+                kind="left",
+                source="api",
+            )
     group.members_count = group.memberships.count()
     group.save(update_fields=["members_count"])
 

@@ -64,7 +64,9 @@ def live_server() -> Iterator[str]:
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload"],
         env=env,
+        # The access log would interleave with the figures.
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
