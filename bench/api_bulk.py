@@ -108,7 +108,9 @@ def naive_remove(group_id: int, emails: list[str]) -> None:
         member = Member.objects.filter(club_id=group.club_id, email=email).first()
         if member is None:
             continue
-        deleted, _ = Membership.objects.filter(group=group, member=member).delete()
+        deleted, _ = Membership.objects.filter(
+            club_id=group.club_id, group=group, member=member
+        ).delete()
         if deleted:
             MembershipEvent.objects.create(
                 club_id=group.club_id,
