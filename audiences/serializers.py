@@ -41,6 +41,25 @@ class AudiencePayloadSerializer(serializers.Serializer[Any]):
 
 class PreviewPayloadSerializer(serializers.Serializer[Any]):
     conditions = ConditionsField()
+    members_group_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="A group of the club: also report the impact of making these conditions "
+        "its rule.",
+    )
+
+
+class ImpactSerializer(serializers.Serializer[Any]):
+    members_group_id = serializers.IntegerField()
+    joining = serializers.IntegerField(help_text="Members who would join the group.")
+    leaving = serializers.IntegerField(help_text="Members who would leave the group.")
+    joining_sample = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The first (at most 100) joining ids."
+    )
+    leaving_sample = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The first (at most 100) leaving ids."
+    )
 
 
 class PreviewSerializer(serializers.Serializer[Any]):
@@ -48,4 +67,7 @@ class PreviewSerializer(serializers.Serializer[Any]):
     member_ids = serializers.ListField(
         child=serializers.IntegerField(),
         help_text="The ids of the first matching members (at most 100), ascending.",
+    )
+    impact = ImpactSerializer(
+        allow_null=True, help_text="Only when members_group_id was sent; else null."
     )

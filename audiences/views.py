@@ -87,8 +87,10 @@ class AudienceViewSet(ClubScopedViewSet):
     @extend_schema(
         summary="Preview conditions",
         description="The number of the club's members matching the conditions and the ids "
-        "of the first 100, ascending; nothing is saved. Conditions the grammar refuses: 422 "
-        "with details keyed by their index.",
+        "of the first 100, ascending; nothing is saved. With members_group_id, also the "
+        "impact of making the conditions that group's rule: how many would join and leave, "
+        "with the first ids of each. Conditions the grammar refuses: 422 with details keyed "
+        "by their index.",
         responses={200: PreviewSerializer},
     )
     @action(detail=False, methods=["post"])

@@ -1,11 +1,13 @@
-"""Reads over members groups: a member's groups and pages of a group's members."""
+"""Reads over members groups: a member's groups, pages of a group's members, explanations."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
 
+from audiences.conditions import compile_conditions, parse_conditions
 from groups.models import MembersGroup, Membership
 from members.models import Member
 
@@ -65,3 +67,55 @@ def group_members_page(
         next_after_id=page_ids[-1] if more else None,
         is_first=is_first,
     )
+
+
+def explain_membership(*, group: MembersGroup, member: Member) -> dict[str, Any]:
+    """Why a member is or is not in a group: every condition node, each with ``matches``.
+
+    The conditions come back as stored, each node with a ``matches`` flag evaluated for
+    this member in SQL (one query for the whole tree), beside ``is_member`` (the rows) and
+    ``matches`` (the whole rule), which differ only while a recomputation is pending.
+    """
+    conditions = group.audience.conditions
+    compiled: dict[str, Any] = {}
+
+    def walk(items: list[Any], path: str) -> None:
+        for index, item in enumerate(items):
+            key = f"{path}_{index}"
+            compiled[key] = _node_rule(group, [item])
+            if isinstance(item, dict) and item.get("operator") in ("and", "or", "not"):
+                walk(item["conditions"], key)
+
+    walk(conditions, "n")
+    compiled["rule"] = _node_rule(group, conditions)
+    flags = Member.objects.filter(pk=member.pk).values(
+        **{
+            key: Case(When(q, then=Value(True)), default=Value(False), output_field=BooleanField())
+            for key, q in compiled.items()
+        }
+    )[0]
+
+    def annotate(items: list[Any], path: str) -> list[dict[str, Any]]:
+        annotated = []
+        for index, item in enumerate(items):
+            key = f"{path}_{index}"
+            node = {**item, "matches": flags[key]}
+            if item.get("operator") in ("and", "or", "not"):
+                node["conditions"] = annotate(item["conditions"], key)
+            annotated.append(node)
+        return annotated
+
+    return {
+        "members_group_id": group.pk,
+        "member_id": member.pk,
+        "is_member": Membership.objects.filter(
+            club_id=group.club_id, group_id=group.pk, member_id=member.pk
+        ).exists(),
+        "matches": flags["rule"],
+        "conditions": annotate(conditions, "n"),
+    }
+
+
+def _node_rule(group: MembersGroup, conditions: list[Any]) -> Q:
+    node = parse_conditions(conditions)
+    return compile_conditions(node, club_id=group.club_id, tz=group.club.timezone)

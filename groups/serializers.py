@@ -150,3 +150,15 @@ class BulkRemoveReportSerializer(serializers.Serializer[Any]):
     not_members = serializers.IntegerField(source="unchanged")
     not_found = _identifiers(NOT_FOUND_HELP)
     invalid = _identifiers(INVALID_HELP)
+
+
+class ExplainSerializer(serializers.Serializer[Any]):
+    members_group_id = serializers.IntegerField()
+    member_id = serializers.IntegerField()
+    is_member = serializers.BooleanField(help_text="Whether the member is in the group now.")
+    matches = serializers.BooleanField(help_text="Whether the member satisfies the whole rule.")
+    conditions = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="The rule's conditions as stored, each node with a matches flag; nested "
+        "and/or/not nodes carry their own conditions the same way.",
+    )

@@ -15,6 +15,7 @@ from groups.serializers import (
     BulkAddReportSerializer,
     BulkIdentifiersSerializer,
     BulkRemoveReportSerializer,
+    ExplainSerializer,
     MembersGroupPayloadSerializer,
     MembersGroupSerializer,
 )
@@ -109,6 +110,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
         "members": GROUPS_SHOW,
         "add_members": GROUPS_ADD_MEMBERS,
         "remove_members": GROUPS_REMOVE_MEMBERS,
+        "explain": GROUPS_SHOW,
     }
     not_allowed_actions = frozenset(
         {"update", "partial_update", "destroy", "add_members", "remove_members"}
@@ -201,6 +203,33 @@ class MembersGroupViewSet(ClubScopedViewSet):
             group=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
         )
         return Response(BulkRemoveReportSerializer(result).data)
+
+    @extend_schema(
+        summary="Explain a member's membership",
+        description="Whether the member is in the group and whether it satisfies the group's "
+        "rule, with every condition node of the rule marked matches true or false for this "
+        "member. For a manual group the rule is its own membership. The member must belong "
+        "to the club: else 404.",
+        parameters=[
+            OpenApiParameter(
+                "member_id", int, OpenApiParameter.PATH, description="The member's id."
+            )
+        ],
+        responses={200: ExplainSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"members/(?P<member_id>[0-9]{1,18})/explain",
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def explain(
+        self, request: Request, loyalty_club_slug: str, pk: str, member_id: str
+    ) -> Response:
+        group = self.get_object()
+        member = get_object_or_404(Member.objects.filter(club=self.club), pk=member_id)
+        return Response(selectors.explain_membership(group=group, member=member))
 
 
 @extend_schema_view(

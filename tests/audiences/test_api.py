@@ -157,7 +157,7 @@ def test_previewing_counts_the_matches_and_lists_the_first_100_ids(
     response = api.post("audiences/preview", {"conditions": [in_groups(group.pk)]})
 
     assert response.status_code == 200
-    assert response.json() == {"count": 102, "member_ids": sorted(ids[3:])[:100]}
+    assert response.json() == {"count": 102, "member_ids": sorted(ids[3:])[:100], "impact": None}
     assert Audience.objects.count() == audiences_before
 
 
@@ -175,7 +175,7 @@ def test_previewing_any_condition_of_the_grammar(api: APIClient, club: Club) -> 
         },
     )
 
-    assert response.json() == {"count": 1, "member_ids": [ann.pk]}
+    assert response.json() == {"count": 1, "member_ids": [ann.pk], "impact": None}
 
 
 def test_previewing_bad_conditions_is_422(api: APIClient) -> None:
@@ -187,3 +187,45 @@ def test_previewing_bad_conditions_is_422(api: APIClient) -> None:
     assert missing.status_code == bad.status_code == 422
     assert missing.json()["details"] == {"conditions": [{"error": "required", "options": {}}]}
     assert set(bad.json()["details"]["conditions"]) == {"1"}
+
+
+def test_previewing_against_a_group_reports_who_would_join_and_leave(
+    api: APIClient, club: Club
+) -> None:
+    ann, bob, cid = (
+        MemberFactory(club=club, email=f"{name}@example.com", properties={"points": points})
+        for name, points in (("ann", 1), ("bob", 5), ("cid", 9))
+    )
+    group = GroupFactory(club=club)
+    group_services.add_member_ids(group=group, member_ids=[ann.pk, bob.pk], source="api")
+    rows_before = list(group.memberships.values_list("member_id", flat=True))
+
+    response = api.post(
+        "audiences/preview",
+        {"conditions": [cond("number", "points", "gte", 5)], "members_group_id": group.pk},
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "count": 2,
+        "member_ids": [bob.pk, cid.pk],
+        "impact": {
+            "members_group_id": group.pk,
+            "joining": 1,
+            "leaving": 1,
+            "joining_sample": [cid.pk],
+            "leaving_sample": [ann.pk],
+        },
+    }
+    assert list(group.memberships.values_list("member_id", flat=True)) == rows_before
+
+
+def test_previewing_against_another_clubs_group_is_422(
+    api: APIClient, club: Club, other_club: Club
+) -> None:
+    foreign = GroupFactory(club=other_club)
+    response = api.post("audiences/preview", {"conditions": [], "members_group_id": foreign.pk})
+    assert response.status_code == 422
+    assert response.json()["details"] == {
+        "members_group_id": [{"error": "not_found", "options": {}}]
+    }

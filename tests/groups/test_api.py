@@ -827,3 +827,65 @@ def test_bulk_changes_to_an_automatic_group_are_405(
         "by hand."
     }
     assert member_ids(group) == [gold.pk]
+
+
+def test_explaining_a_membership_marks_every_condition_node(api: APIClient, club: Club) -> None:
+    ann = MemberFactory(club=club, email="ann@gold.example", properties={"first_name": "Ola"})
+    group = services.create_group(
+        club=club,
+        name="Gold Olas",
+        audience_conditions=[
+            cond("string", "email", "match", "@gold."),
+            {
+                "operator": "or",
+                "conditions": [
+                    cond("string", "first_name", "eq", "Kari"),
+                    cond("string", "first_name", "eq", "Ola"),
+                ],
+            },
+        ],
+    )
+
+    response = api.get(f"members_groups/{group.pk}/members/{ann.pk}/explain")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "members_group_id": group.pk,
+        "member_id": ann.pk,
+        "is_member": True,
+        "matches": True,
+        "conditions": [
+            {**cond("string", "email", "match", "@gold."), "matches": True},
+            {
+                "operator": "or",
+                "matches": True,
+                "conditions": [
+                    {**cond("string", "first_name", "eq", "Kari"), "matches": False},
+                    {**cond("string", "first_name", "eq", "Ola"), "matches": True},
+                ],
+            },
+        ],
+    }
+
+
+def test_explaining_a_manual_membership_reads_the_groups_own_rule(
+    api: APIClient, club: Club
+) -> None:
+    group = GroupFactory(club=club)
+    outsider = MemberFactory(club=club)
+
+    body = api.get(f"members_groups/{group.pk}/members/{outsider.pk}/explain").json()
+
+    assert (body["is_member"], body["matches"]) == (False, False)
+    assert body["conditions"][0]["field"] == "members_group_ids"
+
+
+def test_explaining_another_clubs_member_is_404(
+    api: APIClient, club: Club, other_club: Club
+) -> None:
+    group = GroupFactory(club=club)
+    stranger = MemberFactory(club=other_club)
+    for member_id in (stranger.pk, 10**17):
+        response = api.get(f"members_groups/{group.pk}/members/{member_id}/explain")
+        assert response.status_code == 404
+        assert response.json() == {"error": "Not found"}
