@@ -16,15 +16,25 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
+from audiences.selectors import preview
 from groups import services
+from groups.dependencies import dependency_graph
 from groups.forms import BulkMembersForm, GroupForm, rule_is_editable
 from groups.models import MembersGroup, Membership, MembershipEvent, Source
-from loyalty.admin import ClubFilter, ClubScopedAdmin, actor, add_refusal, adopt
+from loyalty.admin import (
+    ClubFilter,
+    ClubScopedAdmin,
+    actor,
+    add_refusal,
+    adopt,
+    managed_clubs,
+    refusal_messages,
+)
 from loyalty.errors import DomainError
 from members.models import Member
 from members.normalize import NORMALIZERS, InvalidIdentifier
@@ -93,9 +103,13 @@ def _counts(result: services.BulkResult, action: str) -> list[tuple[str, int]]:
     return [("Removed", result.changed), ("Not members", result.unchanged)]
 
 
+def _cursor_value(value: str | None) -> int | None:
+    value = (value or "").strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
+
+
 def _cursor(request: HttpRequest, name: str) -> int | None:
-    value = request.GET.get(name, "")
-    return int(value) if value.isascii() and value.isdigit() else None
+    return _cursor_value(request.GET.get(name))
 
 
 def _url_with(request: HttpRequest, name: str, value: int | None) -> str:
@@ -122,6 +136,8 @@ class MembersGroupAdmin(ClubScopedAdmin):
         "recomputing",
         "audience_link",
         "rule",
+        "depends_on",
+        "used_by",
         "created_at",
         "updated_at",
     ]
@@ -155,6 +171,31 @@ class MembersGroupAdmin(ClubScopedAdmin):
     def rule(self, group: MembersGroup) -> str:
         conditions = json.dumps(group.audience.conditions, indent=2, ensure_ascii=False)
         return format_html("<pre>{}</pre>", conditions)
+
+    def _group_links(self, club_id: int, group_ids: set[int]) -> str:
+        groups = MembersGroup.objects.filter(club_id=club_id, pk__in=group_ids).order_by("name")
+        links = [
+            format_html(
+                '<a href="{}">{}</a>',
+                reverse("admin:groups_membersgroup_change", args=[group.pk]),
+                group,
+            )
+            for group in groups
+        ]
+        return format_html_join(", ", "{}", ((link,) for link in links)) or "—"
+
+    @admin.display(description="depends on")
+    def depends_on(self, group: MembersGroup) -> str:
+        """The groups this group's rule reads (members_group_ids conditions)."""
+        needs = dependency_graph(group.club_id).get(group.pk, set())
+        return self._group_links(group.club_id, needs - {group.pk})
+
+    @admin.display(description="used by")
+    def used_by(self, group: MembersGroup) -> str:
+        """The automatic groups whose rules read this group: they follow its changes."""
+        graph = dependency_graph(group.club_id)
+        users = {g for g, needs in graph.items() if group.pk in needs and g != group.pk}
+        return self._group_links(group.club_id, users)
 
     def save_model(
         self, request: HttpRequest, obj: MembersGroup, form: forms.ModelForm, change: bool
@@ -225,8 +266,41 @@ class MembersGroupAdmin(ClubScopedAdmin):
             self.admin_site.admin_view(self.members_view),
             name=f"{self.opts.app_label}_{self.opts.model_name}_members",
         )
-        # Before the defaults, whose "<path:object_id>/" would take this URL.
-        return [members, *super().get_urls()]
+        preview = path(
+            "preview/",
+            self.admin_site.admin_view(self.preview_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_preview",
+        )
+        # Before the defaults, whose "<path:object_id>/" would take these URLs.
+        return [members, preview, *super().get_urls()]
+
+    def preview_view(self, request: HttpRequest) -> JsonResponse:
+        """Count who matches conditions typed in the form, before saving (JSON, for its JS).
+
+        For an existing group it also counts who would join and who would leave it.
+        """
+        if request.method != "POST":
+            return JsonResponse({"error": "Send the conditions with POST."}, status=405)
+        club = managed_clubs(request).filter(pk=_cursor_value(request.POST.get("club"))).first()
+        if club is None or not self.has_view_permission(request):
+            return JsonResponse({"error": "Choose one of your clubs first."}, status=400)
+        try:
+            conditions = json.loads(request.POST.get("conditions") or "[]")
+        except ValueError:
+            return JsonResponse({"error": "The conditions are not valid JSON."}, status=400)
+        try:
+            result = preview(
+                club=club,
+                conditions=conditions,
+                members_group_id=_cursor_value(request.POST.get("group")),
+            )
+        except DomainError as refusal:
+            messages = [message for _field, message in refusal_messages(refusal)]
+            return JsonResponse({"error": " ".join(messages)}, status=422)
+        body: dict[str, Any] = {"count": result.count}
+        if result.impact is not None:
+            body.update(joining=result.impact.joining, leaving=result.impact.leaving)
+        return JsonResponse(body)
 
     def members_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """List a group's members and history; on a manual group, add or remove in bulk."""

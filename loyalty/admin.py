@@ -103,16 +103,21 @@ def _leaves(details: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[st
         yield path, details
 
 
-def add_refusal(form: forms.BaseForm, refusal: DomainError) -> None:
-    """Show a service's refusal on a form: each error under its field, the rest on top."""
+def refusal_messages(refusal: DomainError) -> Iterator[tuple[str, str]]:
+    """A service's refusal as readable ``(field, message)`` pairs; field "" for the whole."""
     if not refusal.details:
-        form.add_error(None, refusal.message)
+        yield "", refusal.message
         return
     for path, leaf in _leaves(refusal.details):
         field, *rest = path or ("",)
         text = _describe(leaf, "" if rest else field)
         where = " > ".join(f"item {key}" if key.isdigit() else key for key in rest)
-        message = f"{where}: {text}" if where else text
+        yield field, f"{where}: {text}" if where else text
+
+
+def add_refusal(form: forms.BaseForm, refusal: DomainError) -> None:
+    """Show a service's refusal on a form: each error under its field, the rest on top."""
+    for field, message in refusal_messages(refusal):
         if field in form.fields:
             form.add_error(field, message)
         else:

@@ -514,3 +514,72 @@ def test_staff_cannot_create_a_group_in_another_club(
     assert response.status_code == 200
     assert "club" in response.context["adminform"].form.errors
     assert not MembersGroup.objects.filter(name="Sneaky").exists()
+
+
+def preview_url() -> str:
+    return reverse("admin:groups_membersgroup_preview")
+
+
+def test_the_conditions_are_previewed_before_saving_with_the_impact_on_the_group(
+    admin_client: Client, club: Club
+) -> None:
+    ann = MemberFactory(club=club, email="ann@gold.example")
+    MemberFactory(club=club, email="bob@silver.example")
+    group = services.create_group(
+        club=club, name="Tier", audience_conditions=[cond("string", "email", "match", "gold")]
+    )
+    page = admin_client.get(change_url(group)).content.decode()
+    assert 'id="rule-preview"' in page
+    assert preview_url() in page
+
+    new = admin_client.post(
+        preview_url(),
+        {"club": club.pk, "conditions": json.dumps([cond("string", "email", "match", "@")])},
+    )
+    changed = admin_client.post(
+        preview_url(),
+        {
+            "club": club.pk,
+            "group": group.pk,
+            "conditions": json.dumps([cond("string", "email", "match", "silver")]),
+        },
+    )
+
+    assert new.json() == {"count": 2}
+    assert changed.json() == {"count": 1, "joining": 1, "leaving": 1}
+    assert member_ids(group) == {ann.pk}, "a preview saves nothing"
+
+
+def test_a_bad_condition_in_the_preview_is_a_readable_error(
+    admin_client: Client, club: Club
+) -> None:
+    response = admin_client.post(
+        preview_url(),
+        {"club": club.pk, "conditions": json.dumps([cond("number", "points", "gt", "x")])},
+    )
+    assert response.status_code == 422
+    assert response.json() == {"error": "item 0 > value: Not a number."}
+
+
+def test_staff_cannot_preview_against_another_club(staff_client: Client, other_club: Club) -> None:
+    MemberFactory(club=other_club)
+    response = staff_client.post(preview_url(), {"club": other_club.pk, "conditions": "[]"})
+    assert response.status_code == 400
+    assert "count" not in response.json()
+
+
+def test_a_group_page_links_its_dependencies_and_dependants_and_shows_recomputing(
+    admin_client: Client, club: Club
+) -> None:
+    base = GroupFactory(club=club, name="Base")
+    middle = services.create_group(
+        club=club, name="Middle", audience_conditions=[in_groups(base.pk)]
+    )
+    services.create_group(club=club, name="Top", audience_conditions=[in_groups(middle.pk)])
+
+    page = admin_client.get(change_url(middle)).content.decode()
+
+    assert f'<a href="{change_url(base)}">Base</a>' in page
+    top = MembersGroup.objects.get(name="Top")
+    assert f'<a href="{change_url(top)}">Top</a>' in page
+    assert "Recomputing" in page
