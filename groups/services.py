@@ -10,7 +10,7 @@ dependency order, for the members concerned only.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache, partial
@@ -304,6 +304,29 @@ def remove_member_ids(
     return len(left)
 
 
+def _bulk(
+    change: Callable[[MembersGroup, Sequence[int], str, str], list[int]],
+    group: MembersGroup,
+    identifier_type: str,
+    identifiers: Iterable[Any],
+    source: str,
+    actor: str,
+) -> BulkResult:
+    group = _editable(group)
+    found = resolve_identifiers(
+        club=group.club, identifier_type=identifier_type, identifiers=identifiers
+    )
+    changed = change(group, found.member_ids, source, actor)
+    _changed_by_hand(group, changed, actor)
+    return BulkResult(
+        group=group,
+        changed=len(changed),
+        unchanged=len(found.member_ids) - len(changed),
+        not_found=found.not_found,
+        invalid=found.invalid,
+    )
+
+
 @transaction.atomic
 def add_members(
     *,
@@ -314,19 +337,7 @@ def add_members(
     actor: str = "",
 ) -> BulkResult:
     """Add members to a manual group by email, msisdn or id; unknown ones are reported."""
-    group = _editable(group)
-    found = resolve_identifiers(
-        club=group.club, identifier_type=identifier_type, identifiers=identifiers
-    )
-    joined = _join(group, found.member_ids, source, actor)
-    _changed_by_hand(group, joined, actor)
-    return BulkResult(
-        group=group,
-        changed=len(joined),
-        unchanged=len(found.member_ids) - len(joined),
-        not_found=found.not_found,
-        invalid=found.invalid,
-    )
+    return _bulk(_join, group, identifier_type, identifiers, source, actor)
 
 
 @transaction.atomic
@@ -339,19 +350,7 @@ def remove_members(
     actor: str = "",
 ) -> BulkResult:
     """Remove members from a manual group by email, msisdn or id; unknown ones are reported."""
-    group = _editable(group)
-    found = resolve_identifiers(
-        club=group.club, identifier_type=identifier_type, identifiers=identifiers
-    )
-    left = _leave(group, found.member_ids, source, actor)
-    _changed_by_hand(group, left, actor)
-    return BulkResult(
-        group=group,
-        changed=len(left),
-        unchanged=len(found.member_ids) - len(left),
-        not_found=found.not_found,
-        invalid=found.invalid,
-    )
+    return _bulk(_leave, group, identifier_type, identifiers, source, actor)
 
 
 # Groups -------------------------------------------------------------------------------------

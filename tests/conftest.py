@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db.models import Q
+from django.test import Client
 
 from groups.models import ALL_MEMBERS_KEY, MembersGroup
 from loyalty.models import Club
@@ -30,3 +35,23 @@ def other_club(db: None) -> Club:
 @pytest.fixture
 def all_members(club: Club) -> MembersGroup:
     return MembersGroup.objects.get(club=club, system_key=ALL_MEMBERS_KEY)
+
+
+@pytest.fixture
+def staff_client_with(club: Club, other_club: Club) -> Callable[..., Client]:
+    """A logged-in staff member who manages ``club`` only, with the permissions named
+    ``"app_label.codename"``; ``other_club`` exists beside it, out of reach."""
+
+    def make(*permissions: str) -> Client:
+        user = get_user_model().objects.create_user("carol", is_staff=True)
+        wanted = Q(pk__in=[])
+        for permission in permissions:
+            app_label, codename = permission.split(".")
+            wanted |= Q(content_type__app_label=app_label, codename=codename)
+        user.user_permissions.set(Permission.objects.filter(wanted))
+        club.managers.add(user)
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make

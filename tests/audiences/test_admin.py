@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
@@ -24,19 +23,14 @@ GOLD = [cond("string", "email", "match", "@gold.example")]
 
 
 @pytest.fixture
-def staff_client(club: Club, other_club: Club) -> Client:
+def staff_client(staff_client_with: Callable[..., Client]) -> Client:
     """A staff member who manages ``club`` only, with the audience permissions."""
-    user = get_user_model().objects.create_user("carol", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="audiences",
-            codename__in=["view_audience", "add_audience", "change_audience", "delete_audience"],
-        )
+    return staff_client_with(
+        "audiences.view_audience",
+        "audiences.add_audience",
+        "audiences.change_audience",
+        "audiences.delete_audience",
     )
-    club.managers.add(user)
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def change_url(audience: Audience) -> str:

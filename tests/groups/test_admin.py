@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -23,19 +24,18 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(club: Club, other_club: Club) -> Client:
+def staff_client(staff_client_with: Callable[..., Client]) -> Client:
     """A staff member who manages ``club`` only, with the permissions a club's staff needs."""
-    user = get_user_model().objects.create_user("carol", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label__in=["groups", "members"],
-            codename__regex=r"^(view|add|change|delete)_(membersgroup|member)$",
-        )
+    return staff_client_with(
+        "groups.view_membersgroup",
+        "groups.add_membersgroup",
+        "groups.change_membersgroup",
+        "groups.delete_membersgroup",
+        "members.view_member",
+        "members.add_member",
+        "members.change_member",
+        "members.delete_member",
     )
-    club.managers.add(user)
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def changelist_url() -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
@@ -17,19 +18,14 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(club: Club, other_club: Club) -> Client:
+def staff_client(staff_client_with: Callable[..., Client]) -> Client:
     """A staff member who manages ``club`` only, with the club and token permissions."""
-    user = get_user_model().objects.create_user("carol", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="loyalty",
-            codename__in=["view_club", "view_apitoken", "add_apitoken", "change_apitoken"],
-        )
+    return staff_client_with(
+        "loyalty.view_club",
+        "loyalty.view_apitoken",
+        "loyalty.add_apitoken",
+        "loyalty.change_apitoken",
     )
-    club.managers.add(user)
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def token_add_url() -> str:

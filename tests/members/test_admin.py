@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
@@ -19,19 +18,14 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(club: Club, other_club: Club) -> Client:
+def staff_client(staff_client_with: Callable[..., Client]) -> Client:
     """A staff member who manages ``club`` only, with the member permissions."""
-    user = get_user_model().objects.create_user("carol", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="members",
-            codename__in=["view_member", "add_member", "change_member", "delete_member"],
-        )
+    return staff_client_with(
+        "members.view_member",
+        "members.add_member",
+        "members.change_member",
+        "members.delete_member",
     )
-    club.managers.add(user)
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def form_data(club: Club, **fields: Any) -> dict[str, Any]:
