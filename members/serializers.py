@@ -33,6 +33,28 @@ class MemberSerializer(serializers.ModelSerializer[Member]):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance: Member) -> dict[str, Any]:
+        # Written out rather than walked field by field: a page of 100 members is the hot
+        # read path, and DRF's generic walk took most of its time. Same output as the
+        # declared fields (DRF's ISO 8601 datetimes with "Z" for UTC).
+        return {
+            "id": instance.pk,
+            "email": instance.email,
+            "msisdn": instance.msisdn,
+            "properties": instance.properties,
+            "consents": instance.consents,
+            "sms_status": instance.sms_status,
+            "email_status": instance.email_status,
+            "push_status": instance.push_status,
+            "subunit_ids": instance.subunit_ids,
+            "favorite_stores": instance.favorite_stores,
+            "created_at": DATETIME.to_representation(instance.created_at),
+            "updated_at": DATETIME.to_representation(instance.updated_at),
+        }
+
+
+DATETIME = serializers.DateTimeField()
+
 
 class MemberPayloadSerializer(serializers.Serializer[Any]):
     """Create and update: only these fields; ``id``, ``club``, timestamps and the rest are ignored.
