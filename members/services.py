@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from loyalty.errors import InvalidParameters
 from loyalty.models import Club
@@ -95,16 +97,73 @@ def delete_member(*, member: Member, source: str, actor: str = "") -> None:
     member.delete()
 
 
+INSERT_COLUMNS = ("club_id", "created_at", "updated_at", *MEMBER_FIELDS)
+JSON_FIELDS = frozenset({"properties", "consents", "subunit_ids", "favorite_stores"})
+# SQLite's smallest bound-parameter limit (SQLITE_MAX_VARIABLE_NUMBER before 3.32).
+SQLITE_MAX_PARAMS = 999
+
+
+def _row(member: Member, wrap_json: Callable[[Any], Any]) -> list[Any]:
+    return [
+        wrap_json(getattr(member, column)) if column in JSON_FIELDS else getattr(member, column)
+        for column in INSERT_COLUMNS
+    ]
+
+
+def _insert(members: Sequence[Member]) -> list[int]:
+    """Insert the rows as they are, timestamps included; return their ids in order.
+
+    Django's ``bulk_create`` would overwrite ``created_at`` (``auto_now_add``), which an
+    import or a demo sets itself, and on PostgreSQL ``COPY`` is about 4x faster.
+    """
+    table = Member._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, len(members)],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            columns = ", ".join(("id", *INSERT_COLUMNS))
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for pk, member in zip(ids, members, strict=True):
+                    copy.write_row([pk, *_row(member, Jsonb)])
+            return ids
+        adapt = connection.ops.adapt_datetimefield_value
+        ids = []
+        per_statement = SQLITE_MAX_PARAMS // len(INSERT_COLUMNS)
+        placeholders = f"({', '.join(['%s'] * len(INSERT_COLUMNS))})"
+        for start in range(0, len(members), per_statement):
+            chunk = members[start : start + per_statement]
+            params: list[Any] = []
+            for member in chunk:
+                row = _row(member, json.dumps)
+                row[1], row[2] = adapt(row[1]), adapt(row[2])
+                params.extend(row)
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(INSERT_COLUMNS)}) VALUES "
+                f"{', '.join([placeholders] * len(chunk))} RETURNING id",
+                params,
+            )
+            ids.extend(row[0] for row in cursor.fetchall())
+        return ids
+
+
 @transaction.atomic
 def bulk_create_members(
     *, club: Club, members: Sequence[Member], source: str, actor: str = ""
 ) -> list[int]:
-    """Insert already-normalised members in one statement and join them to their groups."""
+    """Insert already-normalised members and put them in their groups, set-based.
+
+    ``created_at`` and ``updated_at`` default to now; an import or a demo may set them.
+    """
     now = timezone.now()
     for member in members:
         member.club = club
-        member.created_at = member.updated_at = now
-    created = Member.objects.bulk_create(members)
-    ids = [m.pk for m in created]
+        member.created_at = member.created_at or now
+        member.updated_at = member.updated_at or member.created_at
+    ids = _insert(members)
+    for pk, member in zip(ids, members, strict=True):
+        member.pk = pk
     members_created.send(sender=Member, club=club, member_ids=ids, source=source, actor=actor)
     return ids

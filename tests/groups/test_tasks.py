@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django_tasks_db.models import DBTaskResult
 
 from groups import services
 from groups.models import MembersGroup, Membership
@@ -91,3 +93,24 @@ def test_the_daily_refresh_recomputes_only_rules_relative_to_today(club: Club) -
         club=club, name="Fixed", audience_conditions=[cond("number", "points", "gt", 1)]
     )
     assert services.refresh_relative_date_groups() == [relative.pk]
+
+
+# Committed for real: the worker closes its database connection between tasks.
+@pytest.mark.django_db(transaction=True)
+def test_the_database_backend_and_its_worker_run_a_scheduled_recomputation(
+    big_club: Club, settings: Any
+) -> None:
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    group = services.create_group(
+        club=big_club, name="High", audience_conditions=[cond("number", "points", "gte", 5)]
+    )
+    assert DBTaskResult.objects.filter(status="READY").count() == 1
+    group.refresh_from_db()
+    assert (group.recomputing, group.members_count) == (True, 0)
+
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+
+    group.refresh_from_db()
+    assert (group.recomputing, group.members_count) == (False, 2)
+    assert DBTaskResult.objects.get().status == "SUCCESSFUL"
+    assert_consistent(group)

@@ -226,7 +226,7 @@ def test_the_other_clubs_groups_and_audiences_cannot_be_referenced(
             {"error": "unknown_members_group", "options": {"ids": [theirs.group.pk]}}
         ]
     }
-    assert preview.json() == {"count": 0, "member_ids": []}
+    assert preview.json() == {"count": 0, "member_ids": [], "impact": None}
     assert (snapshot(ours.club), snapshot(theirs.club)) == before
 
 
