@@ -1,5 +1,7 @@
 """App config for members groups; wires the receivers of member and club signals."""
 
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -8,4 +10,5 @@ class GroupsConfig(AppConfig):
     verbose_name = "Members groups"
 
     def ready(self) -> None:
-        from groups import receivers  # noqa: F401  (connects the receivers)
+        # Importing the module connects its receivers.
+        import_module("groups.receivers")

@@ -278,8 +278,17 @@ def _editable(group: MembersGroup) -> MembersGroup:
     return group
 
 
-def _changed_by_hand(group: MembersGroup, member_ids: list[int], actor: str) -> None:
-    _propagate(group.club_id, [group.pk], member_ids, actor)
+Change = Callable[[MembersGroup, Sequence[int], str, str], list[int]]
+
+
+def _by_hand(
+    change: Change, group: MembersGroup, member_ids: Sequence[int], source: str, actor: str
+) -> tuple[MembersGroup, list[int]]:
+    """Apply a join or leave to a locked manual group; its dependants follow."""
+    group = _editable(group)
+    changed = change(group, member_ids, source, actor)
+    _propagate(group.club_id, [group.pk], changed, actor)
+    return group, changed
 
 
 @transaction.atomic
@@ -287,10 +296,7 @@ def add_member_ids(
     *, group: MembersGroup, member_ids: Sequence[int], source: str, actor: str = ""
 ) -> int:
     """Add members of the group's club to a manual group; return how many were new."""
-    group = _editable(group)
-    joined = _join(group, member_ids, source, actor)
-    _changed_by_hand(group, joined, actor)
-    return len(joined)
+    return len(_by_hand(_join, group, member_ids, source, actor)[1])
 
 
 @transaction.atomic
@@ -298,26 +304,21 @@ def remove_member_ids(
     *, group: MembersGroup, member_ids: Sequence[int], source: str, actor: str = ""
 ) -> int:
     """Remove members from a manual group; return how many were members."""
-    group = _editable(group)
-    left = _leave(group, member_ids, source, actor)
-    _changed_by_hand(group, left, actor)
-    return len(left)
+    return len(_by_hand(_leave, group, member_ids, source, actor)[1])
 
 
 def _bulk(
-    change: Callable[[MembersGroup, Sequence[int], str, str], list[int]],
+    change: Change,
     group: MembersGroup,
     identifier_type: str,
     identifiers: Iterable[Any],
     source: str,
     actor: str,
 ) -> BulkResult:
-    group = _editable(group)
     found = resolve_identifiers(
         club=group.club, identifier_type=identifier_type, identifiers=identifiers
     )
-    changed = change(group, found.member_ids, source, actor)
-    _changed_by_hand(group, changed, actor)
+    group, changed = _by_hand(change, group, found.member_ids, source, actor)
     return BulkResult(
         group=group,
         changed=len(changed),
