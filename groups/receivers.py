@@ -12,7 +12,7 @@ from groups import services
 from loyalty.models import Club
 from loyalty.signals import club_created
 from members.models import Member
-from members.signals import member_deleting, member_saved, members_created
+from members.signals import member_deleting, member_saved, members_created, members_updated
 
 
 @receiver(club_created, dispatch_uid="groups.create_system_groups")
@@ -27,7 +27,8 @@ def refresh_memberships_for_member(
     services.refresh_memberships_for_member(member=member, actor=actor)
 
 
-@receiver(members_created, dispatch_uid="groups.refresh_memberships_for_members")
+@receiver(members_created, dispatch_uid="groups.refresh_memberships_for_created_members")
+@receiver(members_updated, dispatch_uid="groups.refresh_memberships_for_updated_members")
 def refresh_memberships_for_members(
     sender: type[Member], *, club: Club, member_ids: list[int], actor: str, **kwargs: Any
 ) -> None:
