@@ -104,6 +104,9 @@ BULK_IDENTIFIERS_MAX = env.int("BULK_IDENTIFIERS_MAX", default=100_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024)
 # Requests per minute allowed for one API token.
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/min")
+# Most members one request of the import API may carry (SPEC section 6: bigger loads go
+# through the import_members command, which streams).
+MEMBER_IMPORT_MAX_MEMBERS = env.int("MEMBER_IMPORT_MAX_MEMBERS", default=10_000)
 # Recomputations over clubs with more members than this run as background tasks.
 RECOMPUTE_INLINE_MAX = env.int("RECOMPUTE_INLINE_MAX", default=50_000)
 
