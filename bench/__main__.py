@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from bench import api_bulk, automatic
+from bench import api_bulk, automatic, imports
 from bench.dataset import ensure_club
 
 
@@ -16,8 +17,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--updates", type=int, default=30)
-    parser.add_argument("--only", choices=["api", "automatic"])
+    parser.add_argument("--only", choices=["api", "automatic", "imports"])
+    parser.add_argument("--import-members", type=int, default=1_000_000)
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/members-groups-bench"))
     args = parser.parse_args()
+    if args.only in (None, "imports"):
+        imports.run(args.import_members, args.work_dir)
+        if args.only:
+            return
     club_id = ensure_club(args.members)
     if args.only in (None, "api"):
         api_bulk.run(club_id, args.members, args.identifiers, args.naive_sample, args.runs)

@@ -1,0 +1,189 @@
+"""Issue 5: importing 1,000,000 members from CSV (and again, unchanged) beside a bare COPY of
+the same file, and import_group_members with 1,000,000 emails beside the raw-SQL floor."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from bench.dataset import (
+    BENCH_DATABASE_URL,
+    FIRST_NAMES,
+    LAST_NAMES,
+    ROOT,
+    ensure_database,
+    manage,
+)
+from bench.harness import report
+
+CLUB_SLUG = "bench-import"
+COLUMNS = ["email", "msisdn", "first_name", "last_name", "gender", "language", "birthday"]
+
+FLOOR_GROUP_ADD = """
+WITH found AS (
+    SELECT id FROM members_member WHERE club_id = %(club)s AND email = ANY(%(emails)s::text[])
+), ins AS (
+    INSERT INTO groups_membership (club_id, group_id, member_id, joined_at)
+    SELECT %(club)s, %(group)s, id, now() FROM found ORDER BY id
+    ON CONFLICT (club_id, group_id, member_id) DO NOTHING RETURNING member_id
+), ev AS (
+    INSERT INTO groups_membershipevent
+        (club_id, group_id, member_id, kind, source, actor, created_at)
+    SELECT %(club)s, %(group)s, member_id, 'joined', 'import', '', now() FROM ins
+)
+UPDATE groups_membersgroup SET members_count = members_count + (SELECT count(*) FROM ins)
+WHERE id = %(group)s
+"""
+
+
+def write_csv(path: Path, members: int) -> None:
+    rng = random.Random(5)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for n in range(1, members + 1):
+            writer.writerow(
+                [
+                    f"person{n}@import.example",
+                    str(4750000000 + n),
+                    rng.choice(FIRST_NAMES),
+                    rng.choice(LAST_NAMES),
+                    rng.choice(["female", "male", "other"]),
+                    rng.choice(["nb", "sv", "en"]),
+                    f"{rng.randrange(1950, 2005)}-{rng.randrange(1, 13):02d}-"
+                    f"{rng.randrange(1, 29):02d}",
+                ]
+            )
+
+
+def bare_copy_seconds(conn: psycopg.Connection, path: Path) -> float:
+    """COPY the file into a table of the same columns with the same unique keys."""
+    conn.execute("DROP TABLE IF EXISTS bench_copy")
+    conn.execute(
+        "CREATE TABLE bench_copy (club_id bigint, email text, msisdn text, first_name text, "
+        "last_name text, gender text, language text, birthday text)"
+    )
+    conn.execute("CREATE UNIQUE INDEX ON bench_copy (club_id, email)")
+    conn.execute("CREATE UNIQUE INDEX ON bench_copy (club_id, msisdn)")
+    started = time.perf_counter()
+    with (
+        conn.cursor() as cursor,
+        cursor.copy(
+            "COPY bench_copy (email, msisdn, first_name, last_name, gender, language, birthday) "
+            "FROM STDIN WITH (FORMAT csv, HEADER true)"
+        ) as copy,
+        path.open("rb") as handle,
+    ):
+        while chunk := handle.read(1 << 20):
+            copy.write(chunk)
+    elapsed = time.perf_counter() - started
+    conn.execute("DROP TABLE bench_copy")
+    return elapsed
+
+
+def timed_command(*args: str) -> tuple[float, int | None]:
+    """Wall time of a management command and its peak memory in KiB (/usr/bin/time -v)."""
+    env = {**os.environ, "DATABASE_URL": BENCH_DATABASE_URL}
+    command = [sys.executable, str(ROOT / "manage.py"), *args]
+    timer = shutil.which("time", path="/usr/bin")
+    if timer:
+        command = [timer, "-v", *command]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    elapsed = time.perf_counter() - started
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    return elapsed, int(peak.group(1)) if peak else None
+
+
+def fresh_club(conn: psycopg.Connection) -> int:
+    """An empty club, dropping the last run's with set-based deletes."""
+    row = conn.execute("SELECT id FROM loyalty_club WHERE slug = %s", [CLUB_SLUG]).fetchone()
+    if row:
+        for table in (
+            "groups_membershipevent",
+            "groups_membership",
+            "groups_membersgroup",
+            "audiences_audience",
+            "members_member",
+            "loyalty_apitoken",
+        ):
+            conn.execute(f"DELETE FROM {table} WHERE club_id = %s", [row[0]])
+        conn.execute("DELETE FROM loyalty_club WHERE id = %s", [row[0]])
+    manage("create_club", CLUB_SLUG, "--name", "Import benchmark")
+    return int(
+        conn.execute("SELECT id FROM loyalty_club WHERE slug = %s", [CLUB_SLUG]).fetchone()[0]
+    )
+
+
+def new_group(conn: psycopg.Connection, club_id: int, name: str) -> int:
+    manage(
+        "shell",
+        "-c",
+        "from groups.services import create_group; from loyalty.models import Club; "
+        f"create_group(club=Club.objects.get(pk={club_id}), name={name!r})",
+    )
+    return int(
+        conn.execute(
+            "SELECT max(id) FROM groups_membersgroup WHERE club_id = %s AND name = %s",
+            [club_id, name],
+        ).fetchone()[0]
+    )
+
+
+def run(members: int, work: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / f"members-{members}.csv"
+    if not path.exists():
+        write_csv(path, members)
+    emails = work / f"emails-{members}.txt"
+    if not emails.exists():
+        emails.write_text("".join(f"person{n}@import.example\n" for n in range(1, members + 1)))
+    ensure_database()
+    conn = psycopg.connect(BENCH_DATABASE_URL, autocommit=True)
+    club_id = fresh_club(conn)
+
+    copy_s = bare_copy_seconds(conn, path)
+    first_s, first_peak = timed_command("import_members", CLUB_SLUG, str(path))
+    again_s, again_peak = timed_command("import_members", CLUB_SLUG, str(path))
+    copy_rate = members / copy_s
+
+    print(f"\nImporting a CSV of {members:,} members (PostgreSQL), rates in rows/s")
+    print(f"bare COPY of the same file: {copy_s:.2f} s = {copy_rate:,.0f} rows/s")
+    for label, seconds, peak, floor in (
+        ("import into an empty club", first_s, first_peak, 0.50),
+        ("re-import, unchanged", again_s, again_peak, 0.25),
+    ):
+        rate = members / seconds
+        memory = f", peak memory {peak / 1024:.0f} MB" if peak else ""
+        print(
+            f"{label:<48} {rate:>10,.0f} rows/s   bare COPY {copy_rate:>10,.0f} rows/s   "
+            f"{rate / copy_rate:6.1%} of it (target >= {floor:.0%}){memory}"
+        )
+
+    command_group = new_group(conn, club_id, "bench import command")
+    floor_group = new_group(conn, club_id, "bench import floor")
+    group_s, group_peak = timed_command(
+        "import_group_members", CLUB_SLUG, str(command_group), str(emails)
+    )
+    started = time.perf_counter()
+    conn.execute(
+        FLOOR_GROUP_ADD,
+        {
+            "club": club_id,
+            "group": floor_group,
+            "emails": [line for line in emails.read_text().splitlines() if line],
+        },
+    )
+    floor_s = time.perf_counter() - started
+    memory = f" (peak memory {group_peak / 1024:.0f} MB)" if group_peak else ""
+    print(f"\nimport_group_members with {members:,} emails{memory}")
+    report("import_group_members (command)", group_s, "raw SQL floor", floor_s)
