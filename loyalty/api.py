@@ -4,11 +4,13 @@ from rest_framework.routers import SimpleRouter
 
 from audiences.views import AudienceViewSet
 from groups.views import MemberGroupsViewSet, MembersGroupViewSet
+from members.import_views import MemberImportViewSet
 from members.views import MemberViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("members_groups", MembersGroupViewSet, basename="members-group")
 router.register("members", MemberViewSet, basename="member")
+router.register("members/imports", MemberImportViewSet, basename="member-import")
 router.register(
     r"members/(?P<member_pk>[0-9]{1,18})/members_groups",
     MemberGroupsViewSet,

@@ -153,5 +153,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"ChannelStatusEnum": "members.models.ChannelStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelStatusEnum": "members.models.ChannelStatus",
+        "ImportStatusEnum": "members.models.ImportStatus",
+        "ImportOperationEnum": "members.models.ImportOperation",
+    },
 }

@@ -1,4 +1,4 @@
-"""The Member model: one person in one loyalty club."""
+"""Members of a loyalty club, and the member imports sent through the API."""
 
 from __future__ import annotations
 
@@ -69,3 +69,64 @@ class Member(ClubScopedModel):
 
     def __str__(self) -> str:
         return self.email or self.msisdn or f"member {self.pk}"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ImportOperation(models.TextChoices):
+    CREATE = "create"
+    UPDATE = "update"
+
+
+class MemberIdentifierType(models.TextChoices):
+    ID = "id"
+    EMAIL = "email"
+    MSISDN = "msisdn"
+
+
+class MultiValuesUpdateMode(models.TextChoices):
+    REPLACE = "replace"
+    APPEND = "append"
+
+
+class MemberImport(ClubScopedModel):
+    """An import of members sent through the API, run in the background, and its report."""
+
+    import_id = models.CharField(max_length=100, help_text="The client's id of the import.")
+    request_number = models.PositiveIntegerField(null=True, blank=True)
+    operation = models.CharField(max_length=10, choices=ImportOperation.choices)
+    member_identifier_type = models.CharField(max_length=10, choices=MemberIdentifierType.choices)
+    multi_values_update_mode = models.CharField(
+        max_length=10, choices=MultiValuesUpdateMode.choices
+    )
+    status = models.CharField(
+        max_length=10, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    rejected_rows = models.JSONField(default=list, blank=True)
+    # The members sent, kept only until the import has run.
+    payload = models.JSONField(default=list, blank=True)
+    # Who sent it: the actor of the membership events the import causes.
+    actor = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["club", "import_id"], name="memberimport_club_import_id_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.import_id

@@ -19,6 +19,8 @@ OPERATIONS = {
     "members": {"get", "post"},
     "members/{id}": {"get", "put", "patch", "delete"},
     "members/{member_pk}/members_groups": {"get"},
+    "members/imports": {"post"},
+    "members/imports/{import_id}": {"get"},
     "audiences": {"get", "post"},
     "audiences/{id}": {"get", "put", "patch", "delete"},
     "audiences/preview": {"post"},

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from groups.models import EventKind, MembersGroup, MembershipEvent
 from loyalty.models import Club
-from members.models import Member
+from members.models import Member, MemberImport
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db
@@ -192,3 +192,31 @@ def test_staff_cannot_create_a_member_in_another_club(
 
     assert set(form_errors(response)) == {"club"}
     assert not Member.objects.exists()
+
+
+def test_api_imports_are_listed_read_only_for_the_clubs_staff(
+    staff_client_with: Callable[..., Client], club: Club, other_club: Club
+) -> None:
+    ours = MemberImport.objects.create(
+        club=club,
+        import_id="ours",
+        operation="create",
+        member_identifier_type="email",
+        multi_values_update_mode="replace",
+    )
+    MemberImport.objects.create(
+        club=other_club,
+        import_id="theirs",
+        operation="create",
+        member_identifier_type="email",
+        multi_values_update_mode="replace",
+    )
+    client = staff_client_with("members.view_memberimport")
+
+    listed = client.get(reverse("admin:members_memberimport_changelist"))
+    page = client.get(reverse("admin:members_memberimport_change", args=[ours.pk]))
+
+    assert [i.import_id for i in listed.context["cl"].result_list] == ["ours"]
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert client.get(reverse("admin:members_memberimport_add")).status_code == 403

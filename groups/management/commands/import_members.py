@@ -1,0 +1,288 @@
+"""``import_members``: create or update a club's members from a CSV or JSON-lines file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from contextlib import ExitStack
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.db import IntegrityError
+from tqdm import tqdm
+
+from groups.models import MembersGroup, Source
+from groups.services import add_member_ids
+from loyalty.models import Club
+from members.imports import (
+    ARRAYS,
+    MATCH_BY,
+    MODES,
+    ImportReport,
+    Reject,
+    RowReader,
+    import_members,
+    read_rows,
+)
+
+ACTOR = "import_members"
+# Seconds between two progress lines when the output is not a terminal.
+PROGRESS_INTERVAL = 10.0
+# Rejected rows listed in the summary when there is no --reject-file.
+SHOWN_REJECTS = 10
+
+
+class _Stream:
+    """A file-like view of a command's output for tqdm, which writes its own line ends."""
+
+    def __init__(self, out: OutputWrapper) -> None:
+        self.out = out
+        # tqdm draws its bar with Unicode blocks only where the encoding says it can.
+        self.encoding = getattr(out, "encoding", None)
+
+    def write(self, text: str) -> None:
+        self.out.write(text, ending="")
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+class Progress:
+    """Progress of an import: a bar on a terminal, a plain line now and then otherwise."""
+
+    def __init__(self, out: OutputWrapper, reader: RowReader) -> None:
+        self.out = out
+        self.reader = reader
+        self.started = self.shown = time.monotonic()
+        self.bar: tqdm[Any] | None = None
+        if out.isatty():
+            self.bar = tqdm(
+                total=reader.size,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc="Importing",
+                file=_Stream(out),
+            )
+
+    def update(self, report: ImportReport) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(
+                f"{report.rows:,} rows, {report.rate:,.0f} rows/s, {report.rejected:,} rejected",
+                refresh=False,
+            )
+            self.bar.update(self.reader.bytes_read - self.bar.n)
+            return
+        now = time.monotonic()
+        if now - self.shown < PROGRESS_INTERVAL:
+            return
+        self.shown = now
+        done = self.reader.bytes_read / self.reader.size if self.reader.size else 1.0
+        left = (now - self.started) * (1 - done) / done if done else 0.0
+        self.out.write(
+            f"{report.rows:,} rows ({done:.0%} of the file): {report.created:,} created, "
+            f"{report.updated:,} updated, {report.unchanged:,} unchanged, "
+            f"{report.rejected:,} rejected; {report.rate:,.0f} rows/s, "
+            f"about {timedelta(seconds=round(left))} left"
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class RejectFile:
+    """Rejected rows as CSV (line, row, reason), written as they come."""
+
+    def __init__(self, file: TextIO) -> None:
+        self.writer = csv.writer(file)
+        self.writer.writerow(["line", "row", "reason"])
+
+    def write(self, reject: Reject) -> None:
+        row = reject.row
+        if not isinstance(row, str):
+            row = json.dumps(row, ensure_ascii=False, default=str)
+        self.writer.writerow([reject.line, row, reject.reason])
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update a club's members from a CSV or JSON-lines file, in batches of one "
+        "transaction each. A row matches a member by email, then msisdn (or by what "
+        "--update-by names); new members are created, matched ones updated where the row "
+        "changes them. Rejected rows are reported with their line and reason. Running the "
+        "same file again changes nothing. The file formats are described in the README."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("club_slug", help="The club the members belong to.")
+        parser.add_argument("path", type=Path, help="A CSV or JSON-lines file.")
+        parser.add_argument(
+            "--update-by",
+            choices=MATCH_BY,
+            help="Match rows to members by this identifier only (default: email, then msisdn).",
+        )
+        parser.add_argument(
+            "--mode",
+            choices=MODES,
+            default="upsert",
+            help="upsert (default): create and update; create: reject rows of existing "
+            "members; update: reject rows that match no member.",
+        )
+        parser.add_argument(
+            "--arrays",
+            choices=ARRAYS,
+            default="replace",
+            help="What a given array (subunit_ids, favorite_stores, array properties) does "
+            "to the stored one: replace it (default) or append its new items.",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Report what would happen; write nothing."
+        )
+        parser.add_argument(
+            "--group",
+            type=int,
+            metavar="ID",
+            help="Also add every imported member (created, updated or unchanged) to this "
+            "manual group of the club.",
+        )
+        parser.add_argument(
+            "--reject-file",
+            type=Path,
+            metavar="PATH",
+            help="Write the rejected rows here as CSV: line, row, reason.",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=5000,
+            help="Rows per transaction (default 5000).",
+        )
+
+    def handle(
+        self,
+        *args: Any,
+        club_slug: str,
+        path: Path,
+        update_by: str | None,
+        mode: str,
+        arrays: str,
+        dry_run: bool,
+        group: int | None,
+        reject_file: Path | None,
+        batch_size: int,
+        **options: Any,
+    ) -> None:
+        club = Club.objects.filter(slug=club_slug).first()
+        if club is None:
+            raise CommandError(f"No club with the slug {club_slug!r}.")
+        manual = self.manual_group(club, group) if group is not None else None
+        if not path.is_file():
+            raise CommandError(f"No file {path}.")
+        if batch_size < 1:
+            raise CommandError("--batch-size must be positive.")
+        reader = read_rows(path)
+        progress = Progress(self.stdout, reader)
+        shown: list[Reject] = []
+        added = 0
+
+        def add_to_group(member_ids: list[int]) -> None:
+            nonlocal added
+            assert manual is not None
+            added += add_member_ids(
+                group=manual, member_ids=member_ids, source=Source.IMPORT, actor=ACTOR
+            )
+
+        with ExitStack() as stack:
+            stack.callback(progress.close)
+            if reject_file is not None:
+                # Bytes that are not UTF-8 go back to the file as they came.
+                file = stack.enter_context(
+                    reject_file.open("w", newline="", encoding="utf-8", errors="surrogateescape")
+                )
+                on_reject = RejectFile(file).write
+            else:
+
+                def on_reject(reject: Reject) -> None:
+                    if len(shown) < SHOWN_REJECTS:
+                        shown.append(reject)
+
+            try:
+                report = import_members(
+                    club=club,
+                    rows=reader,
+                    mode=mode,
+                    match_by=update_by,
+                    arrays=arrays,
+                    dry_run=dry_run,
+                    batch_size=batch_size,
+                    source=Source.IMPORT,
+                    actor=ACTOR,
+                    on_reject=on_reject,
+                    on_batch=lambda report, ids: progress.update(report),
+                    on_imported=add_to_group if manual is not None else None,
+                )
+            except IntegrityError as exc:
+                raise CommandError(
+                    "A batch collided with a change made meanwhile and was rolled back; the "
+                    f"batches before it are imported. Run the command again to finish. ({exc})"
+                ) from exc
+            except KeyboardInterrupt:
+                raise CommandError(
+                    "Interrupted. "
+                    + (
+                        "Nothing was written (dry run)."
+                        if dry_run
+                        else "The batches committed so far are imported: run the same command "
+                        "again to finish."
+                    ),
+                    returncode=130,
+                ) from None
+        self.summarise(report, dry_run, manual, added, shown, reject_file)
+
+    def manual_group(self, club: Club, group_id: int) -> MembersGroup:
+        group = MembersGroup.objects.filter(club=club, pk=group_id).first()
+        if group is None:
+            raise CommandError(f"No group {group_id} in the club {club.slug}.")
+        if not group.is_manual:
+            kind = "a system" if group.system else "an automatic"
+            raise CommandError(
+                f'Group {group_id} ("{group.name}") is {kind} group: only manual groups take '
+                "members by hand."
+            )
+        return group
+
+    def summarise(
+        self,
+        report: ImportReport,
+        dry_run: bool,
+        group: MembersGroup | None,
+        added: int,
+        shown: list[Reject],
+        reject_file: Path | None,
+    ) -> None:
+        if dry_run:
+            self.stdout.write("Dry run: nothing was written. The import would give:")
+        self.stdout.write(
+            f"Created {report.created:,}, updated {report.updated:,}, unchanged "
+            f"{report.unchanged:,}, rejected {report.rejected:,} in {report.elapsed:.2f} s "
+            f"({report.rate:,.0f} rows/s)."
+        )
+        if group is not None:
+            self.stdout.write(f'Added {added:,} members to the group "{group.name}".')
+        if report.rejected and reject_file is not None:
+            self.stdout.write(f"Rejected rows are in {reject_file}.")
+        elif shown:
+            if report.rejected > len(shown):
+                self.stdout.write(
+                    f"The first {len(shown)} rejected rows (--reject-file lists all):"
+                )
+            else:
+                self.stdout.write("Rejected rows:")
+            for reject in shown:
+                self.stdout.write(f"  line {reject.line}: {reject.reason}")
+        style = self.style.WARNING if report.rejected else self.style.SUCCESS
+        self.stdout.write(style("Done."))

@@ -1,0 +1,164 @@
+"""The import payload and the import report; each member row is checked by the import engine."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from members.models import (
+    ImportOperation,
+    MemberIdentifierType,
+    MemberImport,
+    MultiValuesUpdateMode,
+)
+from members.serializers import MemberPayloadSerializer
+
+# What an import_id may be: it is a path segment of GET members/imports/{import_id}.
+IMPORT_ID_PATTERN = r"[A-Za-z0-9_.:-]{1,100}"
+
+
+class ImportedMemberSerializer(MemberPayloadSerializer):
+    """A member as in POST members, with ``id`` to find it by id (for the schema only)."""
+
+    id = serializers.IntegerField(
+        required=False, help_text="The member's id, when member_identifier_type is id."
+    )
+
+
+@extend_schema_field(ImportedMemberSerializer(many=True))
+class MemberRowsField(serializers.Field[list[Any], list[Any], list[Any], Any]):
+    """A non-empty JSON array of objects, at most MEMBER_IMPORT_MAX_MEMBERS of them.
+
+    Only the shape is checked here: the engine validates each member and reports the rows
+    it refuses in the import's ``rejected_rows``, so one bad row never refuses the request.
+    """
+
+    default_error_messages = {
+        "not_a_list": 'Expected a list of items but got type "{input_type}".',
+        "empty": "This list may not be empty.",
+        "max_length": "Ensure this field has no more than {max_length} elements.",
+        "not_a_dict": "Expected a member object.",
+    }
+
+    @property
+    def max_length(self) -> int:
+        return int(settings.MEMBER_IMPORT_MAX_MEMBERS)
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        if not data:
+            self.fail("empty")
+        if len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        wrong = [index for index, item in enumerate(data) if not isinstance(item, dict)]
+        if wrong:
+            message = self.error_messages["not_a_dict"]
+            raise serializers.ValidationError(
+                {index: [serializers.ErrorDetail(message, code="not_a_dict")] for index in wrong}
+            )
+        return data
+
+    def to_representation(self, value: list[Any]) -> list[Any]:
+        return value
+
+
+class MemberImportPayloadSerializer(serializers.Serializer[Any]):
+    """POST members/imports. Unknown keys are ignored."""
+
+    import_id = serializers.CharField(
+        required=False,
+        validators=[RegexValidator(re.compile(rf"\A{IMPORT_ID_PATTERN}\Z"))],
+        help_text="The client's id of the import, unique in the club: letters, digits and "
+        "_ . : - (at most 100). Made up when absent.",
+    )
+    request_number = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=2**31 - 1,
+        help_text="The client's number of this request, returned as sent.",
+    )
+    operation = serializers.ChoiceField(
+        choices=ImportOperation.choices,
+        help_text="create: new members only (a row of an existing member is rejected); "
+        "update: existing members only, found by member_identifier_type (a row matching "
+        "nobody is rejected). Properties and consents are merged key by key (null removes "
+        "a key); a row that changes nothing counts as unchanged.",
+    )
+    member_identifier_type = serializers.ChoiceField(
+        choices=MemberIdentifierType.choices,
+        default=MemberIdentifierType.EMAIL,
+        help_text="How a row is matched to an existing member (default email). The rows "
+        "must carry it; create cannot use id, since the service gives new members their ids.",
+    )
+    multi_values_update_mode = serializers.ChoiceField(
+        choices=MultiValuesUpdateMode.choices,
+        default=MultiValuesUpdateMode.REPLACE,
+        help_text="Array values (subunit_ids, favorite_stores, array properties) of an "
+        "updated member: replace them, or append the new values (default replace).",
+    )
+    members = MemberRowsField(
+        help_text="The members, at most MEMBER_IMPORT_MAX_MEMBERS (10,000 by default)."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if (
+            attrs["operation"] == ImportOperation.CREATE
+            and attrs["member_identifier_type"] == MemberIdentifierType.ID
+        ):
+            raise serializers.ValidationError(
+                {
+                    "member_identifier_type": [
+                        serializers.ErrorDetail(
+                            "New members get their ids from the service: create them by "
+                            "email or msisdn.",
+                            code="not_allowed_with_create",
+                        )
+                    ]
+                }
+            )
+        return attrs
+
+
+class RejectedRowSerializer(serializers.Serializer[Any]):
+    index = serializers.IntegerField(help_text="The row's position in members, from 0.")
+    member = serializers.JSONField(help_text="The row as sent.")
+    reason = serializers.CharField(help_text="Why the row was not imported.")
+
+
+class MemberImportSerializer(serializers.ModelSerializer[MemberImport]):
+    rejected_rows = RejectedRowSerializer(
+        many=True, read_only=True, help_text="The rows not imported, in order."
+    )
+    error = serializers.SerializerMethodField(help_text="Why a failed import stopped.")
+
+    class Meta:
+        model = MemberImport
+        fields = [
+            "import_id",
+            "request_number",
+            "status",
+            "operation",
+            "member_identifier_type",
+            "multi_values_update_mode",
+            "created",
+            "updated",
+            "unchanged",
+            "rejected",
+            "rejected_rows",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "error",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_error(self, member_import: MemberImport) -> str | None:
+        return member_import.error or None
