@@ -25,7 +25,7 @@ from django.utils.dateparse import parse_datetime
 from loyalty.models import Club
 from members.models import ChannelStatus, Member
 from members.normalize import InvalidIdentifier, normalize_email, normalize_id, normalize_msisdn
-from members.services import bulk_create_members
+from members.services import JSON_FIELDS, MEMBER_FIELDS, bulk_create_members
 from members.signals import members_updated
 
 MODES = ("upsert", "create", "update")
@@ -385,20 +385,7 @@ def read_rows(path: Path) -> RowReader:
 
 # Rows ---------------------------------------------------------------------------------------
 
-ROW_FIELDS = frozenset(
-    {
-        "id",
-        "email",
-        "msisdn",
-        "properties",
-        "consents",
-        "sms_status",
-        "email_status",
-        "push_status",
-        "subunit_ids",
-        "favorite_stores",
-    }
-)
+ROW_FIELDS = frozenset({"id", *MEMBER_FIELDS})
 ROW_KEYS = ROW_FIELDS | IGNORED_FIELDS
 STATUS_FIELDS = ("sms_status", "email_status", "push_status")
 STATUSES = tuple(ChannelStatus.values)
@@ -574,18 +561,7 @@ def _appended(stored: list[Any], given: list[Any]) -> list[Any]:
 
 MEMBER_TABLE = Member._meta.db_table
 # Column order of the rows read and written below.
-STATE_COLUMNS = (
-    "email",
-    "msisdn",
-    "properties",
-    "consents",
-    "sms_status",
-    "email_status",
-    "push_status",
-    "subunit_ids",
-    "favorite_stores",
-)
-JSON_COLUMNS = frozenset({"properties", "consents", "subunit_ids", "favorite_stores"})
+STATE_COLUMNS = MEMBER_FIELDS
 SEEN_TABLE = "members_import_seen"
 CHANGES_TABLE = "members_import_changes"
 # Model.__init__ has a fast path for positional values.
@@ -648,7 +624,7 @@ def _create_scratch() -> None:
         if connection.vendor == "postgresql":
             # A batch's changed members, copied in for one UPDATE ... FROM.
             columns = ", ".join(
-                f"{c} {'jsonb' if c in JSON_COLUMNS else 'text'}" for c in STATE_COLUMNS
+                f"{c} {'jsonb' if c in JSON_FIELDS else 'text'}" for c in STATE_COLUMNS
             )
             cursor.execute(f"CREATE TEMP TABLE {CHANGES_TABLE} (id bigint, {columns})")
 
