@@ -98,8 +98,10 @@ def timed_command(*args: str) -> tuple[float, int | None]:
     if timer:
         command = [timer, "-v", *command]
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
     return elapsed, int(peak.group(1)) if peak else None
 
