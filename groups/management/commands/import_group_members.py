@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from groups import services
+from groups.management.tqdm_stream import TqdmStream
 from groups.models import MembersGroup, Source
 from loyalty.models import Club
 from members.normalize import NORMALIZERS, InvalidIdentifier
@@ -127,19 +128,6 @@ class Totals:
         )
 
 
-class TerminalStream:
-    """Let tqdm draw on a command's stream: no added newline, no error colouring."""
-
-    def __init__(self, stream: OutputWrapper) -> None:
-        self.stream = stream
-
-    def write(self, text: str) -> None:
-        self.stream.write(text, style_func=str, ending="")
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
 class Progress:
     """A tqdm bar (rate, ETA) on a terminal; elsewhere a plain line now and then."""
 
@@ -154,7 +142,7 @@ class Progress:
                 total=total_lines,
                 unit=" lines",
                 unit_scale=True,
-                file=TerminalStream(stream),
+                file=TqdmStream(stream),
                 dynamic_ncols=True,
             )
 

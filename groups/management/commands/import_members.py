@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError
 from tqdm import tqdm
 
+from groups.management.tqdm_stream import TqdmStream
 from groups.models import MembersGroup, Source
 from groups.services import add_member_ids
 from loyalty.models import Club
@@ -35,21 +36,6 @@ PROGRESS_INTERVAL = 10.0
 SHOWN_REJECTS = 10
 
 
-class _Stream:
-    """A file-like view of a command's output for tqdm, which writes its own line ends."""
-
-    def __init__(self, out: OutputWrapper) -> None:
-        self.out = out
-        # tqdm draws its bar with Unicode blocks only where the encoding says it can.
-        self.encoding = getattr(out, "encoding", None)
-
-    def write(self, text: str) -> None:
-        self.out.write(text, ending="")
-
-    def flush(self) -> None:
-        self.out.flush()
-
-
 class Progress:
     """Progress of an import: a bar on a terminal, a plain line now and then otherwise."""
 
@@ -65,7 +51,7 @@ class Progress:
                 unit_scale=True,
                 unit_divisor=1024,
                 desc="Importing",
-                file=_Stream(out),
+                file=TqdmStream(out),
             )
 
     def update(self, report: ImportReport) -> None:
