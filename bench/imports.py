@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench.api_bulk import FLOOR_ADD
 from bench.dataset import (
     BENCH_DATABASE_URL,
     FIRST_NAMES,
@@ -27,22 +28,6 @@ from bench.harness import report
 
 CLUB_SLUG = "bench-import"
 COLUMNS = ["email", "msisdn", "first_name", "last_name", "gender", "language", "birthday"]
-
-FLOOR_GROUP_ADD = """
-WITH found AS (
-    SELECT id FROM members_member WHERE club_id = %(club)s AND email = ANY(%(emails)s::text[])
-), ins AS (
-    INSERT INTO groups_membership (club_id, group_id, member_id, joined_at)
-    SELECT %(club)s, %(group)s, id, now() FROM found ORDER BY id
-    ON CONFLICT (club_id, group_id, member_id) DO NOTHING RETURNING member_id
-), ev AS (
-    INSERT INTO groups_membershipevent
-        (club_id, group_id, member_id, kind, source, actor, created_at)
-    SELECT %(club)s, %(group)s, member_id, 'joined', 'import', '', now() FROM ins
-)
-UPDATE groups_membersgroup SET members_count = members_count + (SELECT count(*) FROM ins)
-WHERE id = %(group)s
-"""
 
 
 def write_csv(path: Path, members: int) -> None:
@@ -178,7 +163,7 @@ def run(members: int, work: Path) -> None:
     )
     started = time.perf_counter()
     conn.execute(
-        FLOOR_GROUP_ADD,
+        FLOOR_ADD,
         {
             "club": club_id,
             "group": floor_group,
