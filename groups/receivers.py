@@ -27,7 +27,13 @@ def refresh_memberships_for_member(
     services.refresh_memberships_for_member(member=member, actor=actor)
 
 
-@receiver(members_created, dispatch_uid="groups.refresh_memberships_for_created_members")
+@receiver(members_created, dispatch_uid="groups.place_new_members")
+def place_new_members(
+    sender: type[Member], *, club: Club, member_ids: list[int], actor: str, **kwargs: Any
+) -> None:
+    services.place_new_members(club=club, member_ids=member_ids, actor=actor)
+
+
 @receiver(members_updated, dispatch_uid="groups.refresh_memberships_for_updated_members")
 def refresh_memberships_for_members(
     sender: type[Member], *, club: Club, member_ids: list[int], actor: str, **kwargs: Any

@@ -219,18 +219,28 @@ def _sql(queryset: QuerySet[Any]) -> tuple[str, list[Any]]:
 
 
 def _apply_rule(
-    group: MembersGroup, actor: str, member_ids: Sequence[int] | None = None
+    group: MembersGroup,
+    actor: str,
+    member_ids: Sequence[int] | None = None,
+    *,
+    new: bool = False,
 ) -> MembershipDiff:
-    """Make the locked group's rows equal its rule, for ``member_ids`` only if given."""
+    """Make the locked group's rows equal its rule, for ``member_ids`` only if given.
+
+    ``new``: the members were created in this transaction, so none of them is in any group
+    yet and there is nothing to take out.
+    """
     rule = _rule(group)
     wanted = Member.objects.filter(rule)
     current = Membership.objects.filter(club_id=group.club_id, group_id=group.pk)
     if member_ids is not None:
         wanted = wanted.filter(InArray(F("id"), member_ids))
         current = current.filter(InArray(F("member_id"), member_ids))
-    stale = current.exclude(Exists(Member.objects.filter(rule, pk=OuterRef("member_id"))))
     source = _rule_source(group)
-    left = _delete(group, stale, source, actor)
+    left: list[int] = []
+    if not new:
+        stale = current.exclude(Exists(Member.objects.filter(rule, pk=OuterRef("member_id"))))
+        left = _delete(group, stale, source, actor)
     wanted_sql, wanted_params = _sql(wanted.values("id").order_by())
     joined = _insert(group, wanted_sql, wanted_params, source, actor)
     return MembershipDiff(joined=joined, left=left)
@@ -687,13 +697,19 @@ def refresh_memberships_for_member(*, member: Member, actor: str = "") -> None:
 
 @transaction.atomic
 def refresh_memberships_for_members(
-    *, club: Club, member_ids: Sequence[int], actor: str = ""
+    *, club: Club, member_ids: Sequence[int], actor: str = "", new: bool = False
 ) -> None:
     """Put a batch of members in the automatic groups they belong to: one diff per group."""
     graph = dependency_graph(club.pk)
     for batch in levels(graph):
         for group_id in batch:
-            _apply_rule(_lock(MembersGroup(pk=group_id, club_id=club.pk)), actor, member_ids)
+            group = _lock(MembersGroup(pk=group_id, club_id=club.pk))
+            _apply_rule(group, actor, member_ids, new=new)
+
+
+def place_new_members(*, club: Club, member_ids: Sequence[int], actor: str = "") -> None:
+    """Put members created in this transaction in the automatic and system groups."""
+    refresh_memberships_for_members(club=club, member_ids=member_ids, actor=actor, new=True)
 
 
 @transaction.atomic

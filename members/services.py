@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from loyalty.errors import InvalidParameters
 from loyalty.models import Club
@@ -103,9 +104,19 @@ JSON_FIELDS = frozenset({"properties", "consents", "subunit_ids", "favorite_stor
 SQLITE_MAX_PARAMS = 999
 
 
-def _row(member: Member, wrap_json: Callable[[Any], Any]) -> list[Any]:
+def _json(value: Any) -> str:
+    # Most members have no consents, subunits or favourite stores: skip the encoder.
+    if value == {}:
+        return "{}"
+    if value == []:
+        return "[]"
+    return json.dumps(value)
+
+
+def _row(member: Member) -> list[Any]:
+    """The member's INSERT_COLUMNS values, JSON as text."""
     return [
-        wrap_json(getattr(member, column)) if column in JSON_FIELDS else getattr(member, column)
+        _json(getattr(member, column)) if column in JSON_FIELDS else getattr(member, column)
         for column in INSERT_COLUMNS
     ]
 
@@ -119,15 +130,23 @@ def _insert(members: Sequence[Member]) -> list[int]:
     table = Member._meta.db_table
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # The sequence looked up once ("OFFSET 0" keeps the subquery from being inlined):
+            # pg_get_serial_sequence() for every row took ten times as long.
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                "SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass "
+                "AS seq OFFSET 0) s, generate_series(1, %s)",
                 [table, len(members)],
             )
             ids = [row[0] for row in cursor.fetchall()]
             columns = ", ".join(("id", *INSERT_COLUMNS))
+            # Values go as text, which COPY parses into each column's type: a third of the
+            # time of psycopg's typed adapters (Jsonb, datetime) for every row.
+            iso = cache(datetime.isoformat)
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for pk, member in zip(ids, members, strict=True):
-                    copy.write_row([pk, *_row(member, Jsonb)])
+                    row = _row(member)
+                    row[1], row[2] = iso(row[1]), iso(row[2])
+                    copy.write_row([pk, *row])
             return ids
         adapt = connection.ops.adapt_datetimefield_value
         ids = []
@@ -137,7 +156,7 @@ def _insert(members: Sequence[Member]) -> list[int]:
             chunk = members[start : start + per_statement]
             params: list[Any] = []
             for member in chunk:
-                row = _row(member, json.dumps)
+                row = _row(member)
                 row[1], row[2] = adapt(row[1]), adapt(row[2])
                 params.extend(row)
             cursor.execute(

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
     [
         (club_created, "groups.create_system_groups"),
         (member_saved, "groups.refresh_memberships_for_member"),
-        (members_created, "groups.refresh_memberships_for_created_members"),
+        (members_created, "groups.place_new_members"),
         (members_updated, "groups.refresh_memberships_for_updated_members"),
         (member_deleting, "groups.leave_all_groups"),
         (audience_conditions_changed, "groups.recompute_audience_followers"),
