@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db.models import Q
@@ -14,6 +16,19 @@ from django.test import Client
 from groups.models import ALL_MEMBERS_KEY, MembersGroup
 from loyalty.models import Club
 from tests.factories import ClubFactory
+
+
+POSTGRES_ONLY = Path(__file__).parent / "postgres"
+
+
+def pytest_ignore_collect(collection_path: Path) -> bool | None:
+    """``tests/postgres`` proves what only a PostgreSQL server has (row locks under
+    concurrency, statement and lock timeouts, killed connections): it runs in the
+    PostgreSQL pass of ``make test`` and is not collected in the SQLite pass."""
+    if collection_path == POSTGRES_ONLY:
+        engine = django_settings.DATABASES["default"]["ENGINE"]
+        return None if "postgresql" in engine else True
+    return None
 
 
 @pytest.fixture(autouse=True)
