@@ -17,15 +17,15 @@ from groups.models import ALL_MEMBERS_KEY, MembersGroup
 from loyalty.models import Club
 from tests.factories import ClubFactory
 
-
-POSTGRES_ONLY = Path(__file__).parent / "postgres"
+# Run in the PostgreSQL pass of ``make test`` only, not collected in the SQLite pass:
+# ``postgres`` proves what only a PostgreSQL server has (row locks under concurrency,
+# statement and lock timeouts, killed connections); ``browser`` walks the admin in Chromium
+# against a live server on the production database, once.
+POSTGRES_ONLY = {Path(__file__).parent / "postgres", Path(__file__).parent / "browser"}
 
 
 def pytest_ignore_collect(collection_path: Path) -> bool | None:
-    """``tests/postgres`` proves what only a PostgreSQL server has (row locks under
-    concurrency, statement and lock timeouts, killed connections): it runs in the
-    PostgreSQL pass of ``make test`` and is not collected in the SQLite pass."""
-    if collection_path == POSTGRES_ONLY:
+    if collection_path in POSTGRES_ONLY:
         engine = django_settings.DATABASES["default"]["ENGINE"]
         return None if "postgresql" in engine else True
     return None
