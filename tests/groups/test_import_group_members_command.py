@@ -219,10 +219,10 @@ def test_the_groups_that_depend_on_the_group_follow_each_batch(
 @pytest.mark.parametrize(
     ("slug", "which", "message"),
     [
-        ("no-such-club", "manual", "No club with slug 'no-such-club'."),
-        (None, "missing", "No group 999999 in club 'red-club'."),
-        (None, "system", "is a system group."),
-        (None, "automatic", "is an automatic group."),
+        ("no-such-club", "manual", "No club with the slug 'no-such-club'."),
+        (None, "missing", "No group 999999 in the club red-club."),
+        (None, "system", "is a system group: only manual groups take members by hand."),
+        (None, "automatic", "is an automatic group: only manual groups take members by hand."),
     ],
 )
 def test_unknown_clubs_and_groups_and_groups_not_edited_by_hand_are_refused_before_reading(

@@ -17,9 +17,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from groups import services
+from groups.management.lookups import club_by_slug, manual_group
 from groups.management.tqdm_stream import TqdmStream
-from groups.models import MembersGroup, Source
-from loyalty.models import Club
+from groups.models import Source
 from members.normalize import NORMALIZERS, InvalidIdentifier
 from members.selectors import IDENTIFIER_TYPES
 
@@ -247,7 +247,7 @@ class Command(BaseCommand):
         **options: Any,
     ) -> None:
         started = time.monotonic()
-        group = self._manual_group(club_slug, group_id)
+        group = manual_group(club_by_slug(club_slug), group_id)
         if not path.is_file():
             raise CommandError(f"No file {path}.")
         total_lines = scan(path)
@@ -295,20 +295,3 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Report: {report} ({rejects.rows:,} identifiers not found or invalid)."
             )
-
-    def _manual_group(self, club_slug: str, group_id: int) -> MembersGroup:
-        club = Club.objects.filter(slug=club_slug).first()
-        if club is None:
-            raise CommandError(f"No club with slug {club_slug!r}.")
-        group = MembersGroup.objects.filter(club=club, pk=group_id).first()
-        if group is None:
-            raise CommandError(f"No group {group_id} in club {club_slug!r}.")
-        if group.system:
-            raise CommandError(
-                f"Group {group_id} is a system group. {services.GroupIsSystem.message}"
-            )
-        if group.automatic:
-            raise CommandError(
-                f"Group {group_id} is an automatic group. {services.GroupIsAutomatic.message}"
-            )
-        return group

@@ -14,10 +14,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError
 from tqdm import tqdm
 
+from groups.management.lookups import club_by_slug, manual_group
 from groups.management.tqdm_stream import TqdmStream
 from groups.models import MembersGroup, Source
 from groups.services import add_member_ids
-from loyalty.models import Club
 from members.imports import (
     ARRAYS,
     MATCH_BY,
@@ -162,10 +162,8 @@ class Command(BaseCommand):
         batch_size: int,
         **options: Any,
     ) -> None:
-        club = Club.objects.filter(slug=club_slug).first()
-        if club is None:
-            raise CommandError(f"No club with the slug {club_slug!r}.")
-        manual = self.manual_group(club, group) if group is not None else None
+        club = club_by_slug(club_slug)
+        manual = manual_group(club, group) if group is not None else None
         if not path.is_file():
             raise CommandError(f"No file {path}.")
         if batch_size < 1:
@@ -228,18 +226,6 @@ class Command(BaseCommand):
                     returncode=130,
                 ) from None
         self.summarise(report, dry_run, manual, added, shown, reject_file)
-
-    def manual_group(self, club: Club, group_id: int) -> MembersGroup:
-        group = MembersGroup.objects.filter(club=club, pk=group_id).first()
-        if group is None:
-            raise CommandError(f"No group {group_id} in the club {club.slug}.")
-        if not group.is_manual:
-            kind = "a system" if group.system else "an automatic"
-            raise CommandError(
-                f'Group {group_id} ("{group.name}") is {kind} group: only manual groups take '
-                "members by hand."
-            )
-        return group
 
     def summarise(
         self,
