@@ -24,6 +24,14 @@ from tests.factories import ClubFactory
 POSTGRES_ONLY = {Path(__file__).parent / "postgres", Path(__file__).parent / "browser"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # A read-replica alias that mirrors the test database, for the routing tests
+    # (tests/loyalty/test_replica_routing.py); nothing routes to it unless a test says so.
+    django_settings.DATABASES.setdefault(
+        "replica", {**django_settings.DATABASES["default"], "TEST": {"MIRROR": "default"}}
+    )
+
+
 def pytest_ignore_collect(collection_path: Path) -> bool | None:
     if collection_path in POSTGRES_ONLY:
         engine = django_settings.DATABASES["default"]["ENGINE"]
