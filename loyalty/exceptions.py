@@ -1,13 +1,16 @@
-"""The API's one error format: the DRF exception handler and JSON 404/500 views for /v3/."""
+"""The API's one error format: the DRF exception handler and JSON 404/500/503 views."""
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import DatabaseError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, serializers
@@ -27,6 +30,25 @@ CODE_NAMES = {"not_a_list": "not_an_array", "not_a_dict": "not_an_object"}
 COUNTED_CODES = ("max_length", "min_length", "max_value", "min_value")
 
 REASON_PHRASES = {470: "Missing Client Header", 471: "Malformed Client Header"}
+
+# Database errors a client may retry, by SQLSTATE (or its two-letter class): answered 503
+# with Retry-After instead of a 500.
+DATABASE_BUSY = "The database is busy: try again later."
+DATABASE_UNAVAILABLE = "The database is unavailable: try again later."
+RETRYABLE_SQLSTATES = {
+    "57014": "The request took longer than the database allows: try again later.",
+    "55P03": "The data is locked by another operation: try again later.",
+    "40P01": DATABASE_BUSY,  # deadlock detected
+    "40001": DATABASE_BUSY,  # serialization failure
+    "08": DATABASE_UNAVAILABLE,  # connection exceptions
+    "53": DATABASE_UNAVAILABLE,  # insufficient resources (too many connections)
+    "57P01": DATABASE_UNAVAILABLE,  # the server is shutting down or restarting
+    "57P02": DATABASE_UNAVAILABLE,
+    "57P03": DATABASE_UNAVAILABLE,
+}
+RETRY_AFTER_SECONDS = 5
+
+logger = logging.getLogger(__name__)
 
 
 def _options(code: str, field: Any) -> dict[str, Any]:
@@ -78,9 +100,39 @@ def _message(detail: Any) -> str:
     return str(detail) if isinstance(detail, str) else INVALID_PARAMETERS
 
 
+def database_fault(exc: BaseException | None) -> str | None:
+    """The message for a database error worth retrying (timeouts, locks, outages), or None."""
+    if not isinstance(exc, DatabaseError):
+        return None
+    cause = exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate is None:
+        # The driver's errors without a server answer: the connection failed or was lost.
+        # SQLite has no SQLSTATE and one retryable error, a write lock held past the timeout.
+        if type(cause).__module__.startswith("psycopg") and isinstance(exc, OperationalError):
+            return DATABASE_UNAVAILABLE
+        if "database is locked" in str(exc):
+            return RETRYABLE_SQLSTATES["55P03"]
+        return None
+    message = RETRYABLE_SQLSTATES.get(sqlstate) or RETRYABLE_SQLSTATES.get(sqlstate[:2])
+    if message is not None:
+        logger.warning("Database fault %s answered 503: %s", sqlstate, str(exc).strip())
+    return message
+
+
+def service_unavailable(message: str) -> JsonResponse:
+    """A 503 in the error format, outside DRF (Django's handlers, middleware, health)."""
+    response = JsonResponse(error_body(message), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render a refusal as ``{"error": ...}`` (422 adds ``details``); None lets a 500 through."""
-    if isinstance(exc, DomainError):
+    if (fault := database_fault(exc)) is not None:
+        response = Response(error_body(fault), status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    elif isinstance(exc, DomainError):
         response = Response(error_body(exc.message, exc.details), status=exc.status)
     elif isinstance(exc, Http404 | exceptions.NotFound):
         response = Response(error_body(NOT_FOUND), status=404)
@@ -119,7 +171,12 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """Django's 500 view: JSON without a traceback under /v3/, the usual page elsewhere."""
+    """Django's 500 view: JSON without a traceback under /v3/, the usual page elsewhere.
+
+    A retryable database fault (see ``database_fault``) is a JSON 503 on every path.
+    """
+    if (fault := database_fault(sys.exception())) is not None:
+        return service_unavailable(fault)
     if request.path.startswith(API_PREFIX):
         return JsonResponse(error_body(INTERNAL_ERROR), status=500)
     return defaults.server_error(request)

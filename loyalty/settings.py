@@ -1,6 +1,7 @@
 """The one settings module: every value comes from the environment (12-factor)."""
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -14,6 +15,21 @@ SECRET_KEY = env.str("SECRET_KEY", default="insecure-development-key-change-me-i
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# HTTPS. TLS usually ends at the load balancer, which says so in X-Forwarded-Proto; trust
+# that header only behind a proxy that sets it (an empty SECURE_PROXY_SSL_HEADER: never).
+# The redirect is off unless asked for, so that the test client and `make run` speak plain
+# HTTP; `check --deploy` (the release step) fails while it is off with DEBUG off.
+_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="HTTP_X_FORWARDED_PROTO")
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Load balancers probe over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -26,6 +42,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_tasks",
     "django_tasks_db",
+    "django_rq",
+    "django_tasks_rq",
     "loyalty",
     "members",
     "audiences",
@@ -33,13 +51,19 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every response, static files and refusals included, is logged.
+    "loyalty.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "loyalty.middleware.DatabaseTimeoutsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Lets an API GET read from the read replica, when one is configured.
+    "loyalty.routers.ReplicaReadsMiddleware",
 ]
 
 ROOT_URLCONF = "loyalty.urls"
@@ -66,12 +90,29 @@ DATABASES = {
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# Statement and lock timeouts of web requests on PostgreSQL (0: none), set per connection
+# by loyalty.middleware.DatabaseTimeoutsMiddleware: commands and the task worker never run
+# it, so long recomputes and imports are not cut. Over either: 503 with Retry-After.
+DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=30_000)
+DB_LOCK_TIMEOUT_MS = env.int("DB_LOCK_TIMEOUT_MS", default=5_000)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable server fails fast (503) instead of hanging a worker.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the dev server and a command share the file.
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "timeout": 20,
     }
+
+# An optional read replica (a streaming copy of the primary): the reads of API lists and
+# shows go there, writes and every other read to the primary (loyalty.routers).
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = {**DATABASES["default"], **env.db("DATABASE_REPLICA_URL")}
+    DATABASE_ROUTERS = ["loyalty.routers.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -88,12 +129,31 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Filled by `collectstatic` and served by WhiteNoise (with compressed copies); without
+# a manifest, so that pages render even where collectstatic has not run (tests).
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
+# One line per record on stderr, JSON by default (LOG_FORMAT=text for people), each with
+# the id of the request it belongs to; loyalty.middleware logs one line per request.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "loyalty.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "loyalty.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": env.str("LOG_FORMAT", default="json"),
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
@@ -112,15 +172,24 @@ RECOMPUTE_INLINE_MAX = env.int("RECOMPUTE_INLINE_MAX", default=50_000)
 
 # Django's task framework (the django-tasks backport): the database backend by default,
 # its worker started with `python manage.py db_worker`.
-TASKS = {
-    "default": {
-        "BACKEND": env.str("TASK_BACKEND", default="django_tasks_db.DatabaseBackend"),
-    }
-}
+TASK_BACKEND = env.str("TASK_BACKEND", default="django_tasks_db.DatabaseBackend")
+TASKS: dict[str, dict[str, Any]] = {"default": {"BACKEND": TASK_BACKEND}}
+# TASK_BACKEND=django_tasks_rq.RQBackend puts the tasks on Redis (REDIS_URL), run by any
+# number of `python manage.py rqworker --job-class django_tasks_rq.Job default` processes
+# on any number of machines.
+RQ_QUEUES = {"default": {"URL": env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")}}
+if TASK_BACKEND == "django_tasks_rq.RQBackend":
+    TASKS["default"]["QUEUES"] = ["default"]
 
-# The API (SPEC section 2). Rate counters live in this cache: use a shared one (e.g.
-# CACHE_URL=redis://...) when several processes serve the API.
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# The API (SPEC section 2). Rate counters live in this cache, which every web process must
+# share: by default the database (`createcachetable` makes its table), whose increments
+# loyalty.cache makes atomic; Redis (CACHE_URL=redis://host:6379/1) takes the load
+# off the database. A locmem cache counts per process.
+CACHES = {"default": env.cache("CACHE_URL", default="dbcache://django_cache")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
+    CACHES["default"]["BACKEND"] = "loyalty.cache.DatabaseCache"
+    # Culling past MAX_ENTRIES would drop live counters: keep room for every active token.
+    CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 100_000)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "loyalty.authentication.ClubTokenAuthentication",

@@ -1,10 +1,12 @@
-"""Per-token rate limit, counted in Django's cache."""
+"""Per-token rate limit: an atomic counter per token and fixed window in Django's cache."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -12,7 +14,15 @@ from loyalty.authentication import ClubAccess
 
 
 class TokenRateThrottle(SimpleRateThrottle):
-    """``settings.API_RATE_LIMIT`` requests per token (e.g. ``600/min``); staff are not limited."""
+    """``settings.API_RATE_LIMIT`` requests per token (e.g. ``600/min``); staff are not limited.
+
+    DRF's own throttle reads a history, decides, then writes it back, so requests arriving
+    together all read the same history and all pass. Here each request adds one to the
+    counter of its token's current window in a single atomic step (``cache.add`` creates
+    it, ``cache.incr`` counts) and passes only if its own count is within the limit, so
+    at most the limit pass per window however many processes serve. Refused requests count
+    too: a token that keeps calling stays refused until the window ends.
+    """
 
     scope = "token"
 
@@ -24,4 +34,30 @@ class TokenRateThrottle(SimpleRateThrottle):
         access = request.auth
         if not isinstance(access, ClubAccess) or access.token is None:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": access.token.pk}
+        # The hash, not the id: ids come back after a rollback, hashes never.
+        return self.cache_format % {"scope": self.scope, "ident": access.token.key_hash[:32]}
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        key = self.get_cache_key(request, view)
+        if key is None or self.num_requests is None or self.duration is None:
+            return True
+        now = time.time()
+        window = int(now // self.duration)
+        self.wait_seconds = (window + 1) * self.duration - now
+        count = hit(f"{key}:{window}", timeout=self.duration + 1)
+        return count <= self.num_requests
+
+    def wait(self) -> float:
+        return self.wait_seconds
+
+
+def hit(key: str, timeout: int) -> int:
+    """Add one to the counter ``key`` (created with ``timeout``) and return its new value."""
+    while True:
+        if cache.add(key, 1, timeout):
+            return 1
+        try:
+            return int(cache.incr(key))
+        except ValueError:
+            # Expired between the two calls: create it again.
+            continue

@@ -1,19 +1,25 @@
-"""URL configuration: the admin, the API under /v3/<club_slug>/, and its schema and docs."""
+"""URL configuration: the admin, the API under /v3/<club_slug>/, its schema and docs, health."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from loyalty import exceptions
 from loyalty.api import router
+from loyalty.health import healthz
 
 urlpatterns = [
+    # A plain Django view, so not in the API's OpenAPI schema: no club, no token.
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("v3/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("v3/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("v3/<slug:loyalty_club_slug>/", include(router.urls)),
     # Any other /v3/ path: the API's JSON 404, also when DEBUG shows Django's own pages.
-    re_path(r"^v3/", exceptions.not_found),
+    # CSRF-exempt like the API itself: a POST to an unknown path gets the JSON 404, not
+    # Django's HTML CSRF refusal.
+    re_path(r"^v3/", csrf_exempt(exceptions.not_found)),
 ]
 
 handler404 = "loyalty.exceptions.not_found"

@@ -1,0 +1,95 @@
+"""Request plumbing: request ids, one structured log line per request, web database timeouts."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+
+from loyalty.logs import request_id
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# An incoming id is kept only if it cannot garble a log line or a header (UUIDs, hex and
+# the usual tracing ids fit); anything else is replaced by a fresh one.
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:=+/-]{1,128}")
+
+logger = logging.getLogger("loyalty.request")
+
+
+class RequestLogMiddleware:
+    """Tag the request with an id (the caller's X-Request-ID if sane), echo it, log the outcome."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        rid = incoming if SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = rid
+            match = request.resolver_match
+            logger.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "club": match.kwargs.get("loyalty_club_slug") if match else None,
+                },
+            )
+            return response
+        finally:
+            request_id.reset(token)
+
+
+class DatabaseTimeoutsMiddleware:
+    """Bound how long a web request's statements run and wait for locks (PostgreSQL).
+
+    Only web processes build middleware, so the timeouts never reach management commands or
+    the task worker, which may rightly run for minutes. They are set just before the
+    request's first statement, so a request that queries nothing (the schema, the docs)
+    opens no connection; once per request rather than once per connection, because a SET
+    made inside a transaction that rolls back is undone.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if connection.vendor != "postgresql":
+            return self.get_response(request)
+        applied = False
+
+        def set_timeouts(
+            execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+        ) -> Any:
+            nonlocal applied
+            if not applied:
+                statement, lock = (
+                    int(settings.DB_STATEMENT_TIMEOUT_MS),
+                    int(settings.DB_LOCK_TIMEOUT_MS),
+                )
+                # The driver's cursor: SET takes no bound parameters, and is no query of the
+                # request's own to log or wrap.
+                context["cursor"].cursor.execute(
+                    f"SET statement_timeout = {statement}; SET lock_timeout = {lock}"
+                )
+                applied = True
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(set_timeouts):
+            return self.get_response(request)
