@@ -108,11 +108,54 @@ def membership_rule(group_id: int) -> list[dict[str, Any]]:
 
 
 def _lock(group: MembersGroup) -> MembersGroup:
+    # Not joined to the audience: a row lock that waited re-reads the group row only, so a
+    # joined audience would be the rule from before the change it waited for. Read after
+    # the lock, the audience is the committed one.
     return (
         MembersGroup.objects.select_for_update(of=("self",))
-        .select_related("club", "audience")
+        .select_related("club")
         .get(pk=group.pk, club_id=group.club_id)
     )
+
+
+# Key space of the club-wide rules lock (pg_advisory_xact_lock's first int): "rule".
+RULES_LOCK = 0x72756C65
+
+
+def _lock_rules(club_id: int, *, exclusive: bool) -> None:
+    """Hold the club's rules lock until the transaction ends.
+
+    A recomputation reads the whole club without row locks and takes it alone; evaluating
+    members against the rules shares it. So a member write never decides with a rule that
+    a concurrent recomputation is replacing, nor does the recomputation miss a member
+    written meanwhile: whichever comes second sees what the first committed. Take it before
+    any group row lock, so that the two orders never meet. SQLite runs one writer at a time.
+    """
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, %s)", [RULES_LOCK, club_id])
+
+
+def _lock_members(club_id: int, member_ids: Sequence[int]) -> list[int]:
+    """Share-lock the club's members among ``member_ids``, in id order; return those found.
+
+    A concurrent update or delete of one of them waits for this transaction (or this one
+    for it), so the rules of dependent groups are evaluated on committed properties, and a
+    member deleted meanwhile is left out rather than failing the foreign key.
+    """
+    if not member_ids:
+        return []
+    if connection.vendor != "postgresql":
+        return list(member_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {Member._meta.db_table} WHERE club_id = %s AND "
+            f"{in_array('id', 'bigint')} ORDER BY id FOR SHARE",
+            [club_id, array_param(member_ids)],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _record(
@@ -296,6 +339,7 @@ def _by_hand(
 ) -> tuple[MembersGroup, list[int]]:
     """Apply a join or leave to a locked manual group; its dependants follow."""
     group = _editable(group)
+    member_ids = _lock_members(group.club_id, sorted(set(member_ids)))
     changed = change(group, member_ids, source, actor)
     _propagate(group.club_id, [group.pk], changed, actor)
     return group, changed
@@ -412,6 +456,7 @@ def create_group(
         audience.save(update_fields=["conditions", "updated_at"])
         return group
     audience, _references = _audience_for(club, name, audience_id, audience_conditions)
+    _lock_rules(club.pk, exclusive=True)
     if audience.pk is None:
         audience.save()
     group = MembersGroup.objects.create(**fields, audience=audience, automatic=True)
@@ -426,6 +471,8 @@ def update_group(*, group: MembersGroup, actor: str = "", **fields: Any) -> Memb
 
     A new rule is applied as a diff, then the groups that depend on this one follow.
     """
+    if "audience_id" in fields or "audience_conditions" in fields:
+        _lock_rules(group.club_id, exclusive=True)
     group = _lock(group)
     if group.system:
         raise GroupIsSystem()
@@ -519,10 +566,13 @@ def recompute_group(
     group = MembersGroup.objects.filter(pk=group_id).first()
     if group is None or not group.automatic:
         return MembershipDiff(joined=[], left=[])
+    _lock_rules(group.club_id, exclusive=True)
     group = _lock(group)
     diff = recompute_locked(group, actor)
-    if version is not None and version == group.recompute_version:
-        MembersGroup.objects.filter(pk=group.pk, recompute_version=version).update(
+    if group.recomputing and (version is None or version == group.recompute_version):
+        # The group now equals the rule it has under the lock. An unversioned run (the
+        # recompute_groups command) also clears a flag a killed worker left set.
+        MembersGroup.objects.filter(pk=group.pk, recompute_version=group.recompute_version).update(
             recomputing=False
         )
     return diff
@@ -576,6 +626,7 @@ def recount_group(*, group_id: int) -> tuple[int, int] | None:
 def recompute_audience_followers(*, audience: Audience) -> None:
     """Re-compute the automatic groups that follow an audience whose rule changed."""
     node = parse_or_refuse(audience.conditions, "conditions")
+    _lock_rules(audience.club_id, exclusive=True)
     for group in MembersGroup.objects.filter(audience=audience, automatic=True).order_by("pk"):
         _check_graph(group, referenced_group_ids(node))
         recompute_locked(_lock(group))
@@ -661,6 +712,7 @@ def refresh_memberships_for_member(*, member: Member, actor: str = "") -> None:
     One query per dependency level (usually one) evaluates every rule for this member, so
     the cost grows with the number of automatic groups, never with the number of members.
     """
+    _lock_rules(member.club_id, exclusive=False)
     groups = _automatic_groups(member.club_id)
     if not groups:
         return
@@ -700,6 +752,7 @@ def refresh_memberships_for_members(
     *, club: Club, member_ids: Sequence[int], actor: str = "", new: bool = False
 ) -> None:
     """Put a batch of members in the automatic groups they belong to: one diff per group."""
+    _lock_rules(club.pk, exclusive=False)
     graph = dependency_graph(club.pk)
     for batch in levels(graph):
         for group_id in batch:
@@ -715,6 +768,8 @@ def place_new_members(*, club: Club, member_ids: Sequence[int], actor: str = "")
 @transaction.atomic
 def leave_all_groups(*, member: Member, source: str, actor: str = "") -> None:
     """Take a member out of every group before it is deleted, recording each leave."""
+    # Shared with other member writes, so a recomputation never adds a member being deleted.
+    _lock_rules(member.club_id, exclusive=False)
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {MEMBERSHIP_TABLE} WHERE club_id = %s AND member_id = %s "

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from django_tasks import task
 
 from groups import services
+from loyalty.db import in_retried_transaction
 
 
 @task()
 def recompute_group_task(group_id: int, version: int) -> None:
-    services.recompute_group(group_id=group_id, version=version)
+    # Run again if PostgreSQL aborts it to break a deadlock with a concurrent member write.
+    in_retried_transaction(partial(services.recompute_group, group_id=group_id, version=version))
 
 
 @task()

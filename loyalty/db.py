@@ -1,12 +1,15 @@
-"""Database plumbing shared by the apps: same-club foreign keys and array parameters."""
+"""Database plumbing shared by the apps: same-club foreign keys, array parameters, retries."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
@@ -150,3 +153,45 @@ class InArray(Func):
         if connection.vendor == "postgresql":
             return f"{sql} = ANY(%s::{self.sql_type}[])", [*params, self.values]
         return f"{sql} IN (SELECT value FROM json_each(%s))", [*params, json.dumps(self.values)]
+
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+# SQLSTATEs of a transaction PostgreSQL aborted to let another through: deadlock_detected
+# and serialization_failure. Running the same transaction again is the documented remedy.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+TRANSACTION_ATTEMPTS = 5
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether the database aborted the transaction for a deadlock or a serialization failure."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if getattr(cause, "sqlstate", None) in RETRYABLE_SQLSTATES:
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def in_retried_transaction(func: Callable[[], T], attempts: int = TRANSACTION_ATTEMPTS) -> T:
+    """Run ``func`` in one transaction, from the start again if the database aborted it for a
+    deadlock or a serialization failure (at most ``attempts`` runs in all).
+
+    Only an outermost transaction is retried: inside a caller's transaction the error goes
+    up, since that whole transaction is lost. ``func`` must have no effect outside the
+    database before it returns (effects after commit go through ``transaction.on_commit``).
+    """
+    attempt = 1
+    while True:
+        try:
+            with transaction.atomic():
+                return func()
+        except OperationalError as exc:
+            if attempt >= attempts or connection.in_atomic_block or not is_retryable(exc):
+                raise
+            logger.warning("Transaction aborted (%s), attempt %d: running it again", exc, attempt)
+            # A random pause, growing with each attempt, so the two sides do not meet again.
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))
+            attempt += 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, ClassVar
 
 from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponseBase
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import get_doc
 from drf_spectacular.utils import OpenApiParameter
@@ -16,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from loyalty.authentication import ClubAccess
+from loyalty.db import in_retried_transaction
 from loyalty.errors import InvalidParameters
 from loyalty.exceptions import (
     ErrorSerializer,
@@ -36,6 +39,7 @@ ERROR_DESCRIPTIONS = {
     403: "The token lacks the operation's permit.",
     404: "Unknown id (or, for staff, unknown club).",
     405: "The operation is never allowed on this object (e.g. a system group).",
+    411: "A body sent without Content-Length (chunked): send its length.",
     413: "The body is larger than the server accepts.",
     422: "Invalid parameters: see details.",
     429: "Too many requests for this token: wait Retry-After seconds.",
@@ -43,7 +47,17 @@ ERROR_DESCRIPTIONS = {
     471: "X-User-Agent or X-Product-Name header malformed.",
 }
 ALWAYS = (401, 403, 404, 429, 470, 471)
-WITH_BODY = (400, 413, 422)
+WITH_BODY = (400, 411, 413, 422)
+# Methods whose handler runs in one transaction, retried on a deadlock (loyalty.db).
+WRITING_METHODS = ("post", "put", "patch", "delete")
+
+
+class LengthRequired(exceptions.APIException):
+    """A chunked body: its size is unknown until it is all read, so it is refused unread."""
+
+    status_code = 411
+    default_detail = "A request body must be sent with a Content-Length header."
+    default_code = "length_required"
 
 
 class JSONObjectParser(JSONParser):
@@ -142,6 +156,21 @@ class ClubScopedViewSet(GenericViewSet[Any]):
     input_serializers: ClassVar[dict[str, type[serializers.Serializer[Any]]]] = {}
     not_allowed_actions: ClassVar[frozenset[str]] = frozenset()
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # A write is one transaction, run again if PostgreSQL aborts it to break a deadlock:
+        # the handler has sent nothing yet, and its parsed body is kept on the request.
+        method = request.method.lower() if request.method else ""
+        handler = getattr(self, method, None)
+        if method in WRITING_METHODS and handler is not None:
+            setattr(self, method, partial(_retried, handler))
+        return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # Django reads only Content-Length bytes: a chunked body would pass for an empty one.
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            raise LengthRequired()
+
     @property
     def access(self) -> ClubAccess:
         access = self.request.auth
@@ -187,3 +216,7 @@ class ClubScopedViewSet(GenericViewSet[Any]):
     def paginated(self, queryset: QuerySet[Any]) -> Response:
         page = self.paginate_queryset(self.filter_queryset(queryset))
         return self.get_paginated_response(self.serializer_class(page, many=True).data)
+
+
+def _retried(handler: Any, request: Request, *args: Any, **kwargs: Any) -> Any:
+    return in_retried_transaction(partial(handler, request, *args, **kwargs))

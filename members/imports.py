@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from loyalty.db import in_retried_transaction
 from loyalty.models import Club
 from members.models import ChannelStatus, Member
 from members.normalize import InvalidIdentifier, normalize_email, normalize_id, normalize_msisdn
@@ -657,7 +658,9 @@ def _stored(club: Club, emails: list[str], msisdns: list[str], ids: list[int]) -
     On PostgreSQL every identifier is one index probe (a LATERAL subquery with LIMIT is
     never turned into a join that scans the club), on the index of its column (see
     ``CLUB``). The rows are locked until the batch commits, so that a concurrent change is
-    not overwritten by a merge computed before it.
+    not overwritten by a merge computed before it: in id order, as other writers lock
+    members, and without the key lock of FOR UPDATE, which the foreign-key checks of
+    concurrent membership inserts would wait on (a deadlock with a bulk add).
     """
     columns = ", ".join(f"m.{c}" for c in ("id", *STATE_COLUMNS))
     seen = _temp(SEEN_TABLE)
@@ -673,8 +676,9 @@ def _stored(club: Club, emails: list[str], msisdns: list[str], ids: list[int]) -
             cursor.execute(
                 f"WITH ids AS ({by.format('email')} UNION {by.format('msisdn')} "
                 "UNION SELECT unnest(%s::bigint[])) "
-                f"SELECT {columns}, s.line FROM ids CROSS JOIN LATERAL (SELECT * FROM "
-                f"{MEMBER_TABLE} WHERE club_id = {CLUB} AND id = ids.id LIMIT 1 FOR UPDATE) AS m "
+                f"SELECT {columns}, s.line FROM (SELECT id FROM ids ORDER BY id) AS ids "
+                f"CROSS JOIN LATERAL (SELECT * FROM {MEMBER_TABLE} WHERE club_id = {CLUB} "
+                "AND id = ids.id LIMIT 1 FOR NO KEY UPDATE) AS m "
                 f"LEFT JOIN LATERAL (SELECT line FROM {seen} WHERE member_id = m.id LIMIT 1) "
                 "AS s ON true",
                 ["\n".join(emails), club.pk, "\n".join(msisdns), club.pk, ids, club.pk],
@@ -1095,8 +1099,9 @@ def import_members(
 
     Each batch is one transaction: members written, then their groups re-evaluated through
     the domain signals; an interrupted import leaves whole batches, and running it again
-    finishes it. ``on_imported`` runs inside each batch's transaction with the ids of the
-    batch's imported members (created, updated or unchanged), in file order; ``on_reject``
+    finishes it; a batch aborted by a deadlock runs again. ``on_imported`` runs inside each
+    batch's transaction with the ids of the batch's imported members (created, updated or
+    unchanged), in file order, and again if the batch runs again; ``on_reject``
     and ``on_batch`` (the running report and the ids of the batch's created and updated
     members) run after each batch commits. ``dry_run`` does all of it in a transaction
     that is rolled back at the end.
@@ -1118,10 +1123,15 @@ def import_members(
             pending.extend(islice(parsed, batch_size - len(pending)))
             if not pending:
                 break
-            with transaction.atomic():
+
+            def run_batch() -> tuple[_Batch, int, list[int]]:
                 _no_jit()
                 batch, taken = importer.classify(pending)
-                ids = importer.write(batch, on_imported)
+                return batch, taken, importer.write(batch, on_imported)
+
+            # A batch PostgreSQL aborted to break a deadlock (with a concurrent bulk change
+            # or member write) left nothing behind, and runs again.
+            batch, taken, ids = in_retried_transaction(run_batch)
             del pending[:taken]
             collect()
             report.created += len(batch.creates)

@@ -171,14 +171,20 @@ class Command(BaseCommand):
         reader = read_rows(path)
         progress = Progress(self.stdout, reader)
         shown: list[Reject] = []
-        added = 0
+        added = batch_added = 0
 
         def add_to_group(member_ids: list[int]) -> None:
-            nonlocal added
+            # In the batch's transaction, again if it is retried: counted once it commits.
+            nonlocal batch_added
             assert manual is not None
-            added += add_member_ids(
+            batch_added = add_member_ids(
                 group=manual, member_ids=member_ids, source=Source.IMPORT, actor=ACTOR
             )
+
+        def batch_done(report: ImportReport, member_ids: list[int]) -> None:
+            nonlocal added, batch_added
+            added, batch_added = added + batch_added, 0
+            progress.update(report)
 
         with ExitStack() as stack:
             stack.callback(progress.close)
@@ -206,7 +212,7 @@ class Command(BaseCommand):
                     source=Source.IMPORT,
                     actor=ACTOR,
                     on_reject=on_reject,
-                    on_batch=lambda report, ids: progress.update(report),
+                    on_batch=batch_done,
                     on_imported=add_to_group if manual is not None else None,
                 )
             except IntegrityError as exc:
