@@ -8,6 +8,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from audiences.models import Audience
+from loyalty.fields import StrictCharField, StrictIntegerField, reject_nul_characters
+from loyalty.pagination import MAX_ID
 
 CONDITIONS_SCHEMA = {
     "type": "array",
@@ -22,6 +24,8 @@ CONDITIONS_SCHEMA = {
 class ConditionsField(serializers.JSONField):
     """Any JSON here: the condition grammar belongs to the audience services, not the API."""
 
+    default_validators = [reject_nul_characters]
+
 
 class AudienceSerializer(serializers.ModelSerializer[Audience]):
     conditions = ConditionsField(read_only=True)
@@ -35,16 +39,17 @@ class AudienceSerializer(serializers.ModelSerializer[Audience]):
 class AudiencePayloadSerializer(serializers.Serializer[Any]):
     """Create and update: ``id``, timestamps and anything unknown are ignored."""
 
-    name = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    name = StrictCharField(max_length=200, allow_blank=True, required=False)
     conditions = ConditionsField(required=False)
 
 
 class PreviewPayloadSerializer(serializers.Serializer[Any]):
     conditions = ConditionsField()
-    members_group_id = serializers.IntegerField(
+    members_group_id = StrictIntegerField(
         required=False,
         allow_null=True,
         min_value=1,
+        max_value=MAX_ID,
         help_text="A group of the club: also report the impact of making these conditions "
         "its rule.",
     )

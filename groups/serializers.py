@@ -10,6 +10,8 @@ from rest_framework import serializers
 
 from audiences.serializers import ConditionsField
 from groups.models import MembersGroup
+from loyalty.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from loyalty.pagination import MAX_ID
 from members.selectors import IDENTIFIER_TYPES
 
 
@@ -48,14 +50,15 @@ class MembersGroupPayloadSerializer(serializers.Serializer[Any]):
     A null ``audience_id``/``audience_conditions`` counts as absent.
     """
 
-    name = serializers.CharField(max_length=200, allow_blank=True, required=False)
-    type = serializers.CharField(
+    name = StrictCharField(max_length=200, allow_blank=True, required=False)
+    type = StrictCharField(
         max_length=100, allow_blank=True, required=False, help_text="A free label."
     )
-    description = serializers.CharField(allow_blank=True, required=False)
-    system = serializers.BooleanField(required=False, help_text="Only false is accepted.")
-    audience_id = serializers.IntegerField(
+    description = StrictCharField(allow_blank=True, required=False)
+    system = StrictBooleanField(required=False, help_text="Only false is accepted.")
+    audience_id = StrictIntegerField(
         min_value=1,
+        max_value=MAX_ID,
         allow_null=True,
         required=False,
         help_text="Create an automatic group following this audience of the club.",

@@ -289,6 +289,20 @@ def order_by(model: type[Model], key: SortKey) -> OrderBy:
     return field.desc(nulls_last=nulls_last) if key.descending else field.asc(nulls_last=nulls_last)
 
 
+class NoNulCharacters(BaseFilterBackend):
+    """Refuse U+0000 in the query string (422): PostgreSQL cannot compare text holding it."""
+
+    def filter_queryset(
+        self, request: Request, queryset: QuerySet[Any], view: Any
+    ) -> QuerySet[Any]:
+        for name, values in request.query_params.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                raise InvalidParameters.field(
+                    name.removesuffix("[]").replace("\x00", ""), "null_characters_not_allowed"
+                )
+        return queryset
+
+
 class SortOrder(BaseFilterBackend):
     """Order a list by the view's ``sortable_fields`` named in ``sort_by[]``, then by id."""
 

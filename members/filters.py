@@ -30,6 +30,10 @@ def filter_properties(queryset: QuerySet[Member], query: QueryDict) -> QuerySet[
     for index, param in enumerate(query):
         match = PROPERTY_PARAM.fullmatch(param)
         if match is None:
+            if param.startswith("properties"):
+                # properties, properties[] or properties[a][b]: a filter without its key is
+                # refused rather than silently ignored.
+                raise InvalidParameters.field("properties", "invalid", parameter=param)
             continue
         key, is_list = match.groups()
         alias = f"property_{index}"

@@ -10,6 +10,8 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from loyalty.fields import StrictCharField, StrictIntegerField, reject_nul_characters
+from loyalty.pagination import MAX_ID
 from members.models import (
     ImportOperation,
     MemberIdentifierType,
@@ -23,20 +25,28 @@ IMPORT_ID_PATTERN = r"[A-Za-z0-9_.:-]{1,100}"
 
 
 class ImportedMemberSerializer(MemberPayloadSerializer):
-    """A member as in POST members, with ``id`` to find it by id (for the schema only)."""
+    """A member as in POST members, with ``id`` to find it by id: the JSON type of each field."""
 
-    id = serializers.IntegerField(
-        required=False, help_text="The member's id, when member_identifier_type is id."
+    id = StrictIntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="The member's id, when member_identifier_type is id.",
     )
 
 
 @extend_schema_field(ImportedMemberSerializer(many=True))
 class MemberRowsField(serializers.Field[list[Any], list[Any], list[Any], Any]):
-    """A non-empty JSON array of objects, at most MEMBER_IMPORT_MAX_MEMBERS of them.
+    """A non-empty JSON array of member objects, at most MEMBER_IMPORT_MAX_MEMBERS of them.
 
-    Only the shape is checked here: the engine validates each member and reports the rows
-    it refuses in the import's ``rejected_rows``, so one bad row never refuses the request.
+    Only the JSON types the schema gives each field are checked here (a number for an email
+    refuses the request, as in POST members): the engine validates the values of each member
+    and reports the rows it refuses in the import's ``rejected_rows``, so one row with an
+    invalid email or an unknown key never refuses the request.
     """
+
+    # The fields of a row; also lets the 422's details give each field's limits.
+    child = ImportedMemberSerializer()
 
     default_error_messages = {
         "not_a_list": 'Expected a list of items but got type "{input_type}".',
@@ -56,13 +66,33 @@ class MemberRowsField(serializers.Field[list[Any], list[Any], list[Any], Any]):
             self.fail("empty")
         if len(data) > self.max_length:
             self.fail("max_length", max_length=self.max_length)
-        wrong = [index for index, item in enumerate(data) if not isinstance(item, dict)]
-        if wrong:
-            message = self.error_messages["not_a_dict"]
-            raise serializers.ValidationError(
-                {index: [serializers.ErrorDetail(message, code="not_a_dict")] for index in wrong}
-            )
+        errors: dict[int, Any] = {}
+        for index, item in enumerate(data):
+            if not isinstance(item, dict):
+                message = self.error_messages["not_a_dict"]
+                errors[index] = [serializers.ErrorDetail(message, code="not_a_dict")]
+            elif row_errors := self._row_errors(item):
+                errors[index] = row_errors
+        if errors:
+            raise serializers.ValidationError(errors)
         return data
+
+    def _row_errors(self, row: dict[str, Any]) -> Any:
+        try:
+            # The row is stored as sent until it has run, unknown keys too.
+            reject_nul_characters(row)
+        except serializers.ValidationError as exc:
+            return exc.detail
+        errors = {}
+        for key, value in row.items():
+            field = self.child.fields.get(key)
+            if field is None:
+                continue  # an unknown key: the engine rejects the row
+            try:
+                field.run_validation(value)
+            except serializers.ValidationError as exc:
+                errors[key] = exc.detail
+        return errors
 
     def to_representation(self, value: list[Any]) -> list[Any]:
         return value
@@ -71,13 +101,13 @@ class MemberRowsField(serializers.Field[list[Any], list[Any], list[Any], Any]):
 class MemberImportPayloadSerializer(serializers.Serializer[Any]):
     """POST members/imports. Unknown keys are ignored."""
 
-    import_id = serializers.CharField(
+    import_id = StrictCharField(
         required=False,
         validators=[RegexValidator(re.compile(rf"\A{IMPORT_ID_PATTERN}\Z"))],
         help_text="The client's id of the import, unique in the club: letters, digits and "
         "_ . : - (at most 100). Made up when absent.",
     )
-    request_number = serializers.IntegerField(
+    request_number = StrictIntegerField(
         required=False,
         allow_null=True,
         min_value=0,

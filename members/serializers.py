@@ -6,6 +6,11 @@ from typing import Any
 
 from rest_framework import serializers
 
+from loyalty.fields import (
+    StrictCharField,
+    StrictIntegerField,
+    reject_nul_characters,
+)
 from members.models import ChannelStatus, Member
 
 
@@ -63,16 +68,16 @@ class MemberPayloadSerializer(serializers.Serializer[Any]):
     two must remain).
     """
 
-    email = serializers.CharField(
+    email = StrictCharField(
         max_length=254, allow_null=True, allow_blank=True, required=False, trim_whitespace=False
     )
-    msisdn = serializers.CharField(
+    msisdn = StrictCharField(
         max_length=32, allow_null=True, allow_blank=True, required=False, trim_whitespace=False
     )
-    properties = serializers.DictField(required=False)
-    consents = serializers.DictField(required=False)
+    properties = serializers.DictField(required=False, validators=[reject_nul_characters])
+    consents = serializers.DictField(required=False, validators=[reject_nul_characters])
     sms_status = serializers.ChoiceField(choices=ChannelStatus.choices, required=False)
     email_status = serializers.ChoiceField(choices=ChannelStatus.choices, required=False)
     push_status = serializers.ChoiceField(choices=ChannelStatus.choices, required=False)
-    subunit_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
-    favorite_stores = serializers.ListField(child=serializers.IntegerField(), required=False)
+    subunit_ids = serializers.ListField(child=StrictIntegerField(), required=False)
+    favorite_stores = serializers.ListField(child=StrictIntegerField(), required=False)

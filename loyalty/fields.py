@@ -1,0 +1,53 @@
+"""Strict JSON fields of the API's payloads: each takes its JSON type only, as the OpenAPI
+schema says, and no string in a payload may hold a NUL character."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def reject_nul_characters(value: Any) -> None:
+    """Refuse U+0000 anywhere in a JSON value: PostgreSQL stores it in neither text nor jsonb."""
+    if _has_nul(value):
+        raise serializers.ValidationError(
+            "Null characters are not allowed.", code="null_characters_not_allowed"
+        )
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string only: DRF's CharField also takes numbers, which the schema refuses."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer only: DRF's IntegerField also takes digit strings, floats and booleans."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return int(super().to_internal_value(data))
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false only: DRF's BooleanField also takes "yes", 1 and the like."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
