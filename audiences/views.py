@@ -15,7 +15,7 @@ from audiences.serializers import (
     PreviewPayloadSerializer,
     PreviewSerializer,
 )
-from loyalty.pagination import SortOrder, paginated_by
+from loyalty.pagination import NoNulCharacters, SortOrder, paginated_by
 from loyalty.permits import (
     AUDIENCES_CREATE,
     AUDIENCES_DESTROY,
@@ -50,7 +50,7 @@ class AudienceViewSet(ClubScopedViewSet):
         "preview": PreviewPayloadSerializer,
     }
     pagination_class = paginated_by("audiences")
-    filter_backends = [SortOrder]
+    filter_backends = [NoNulCharacters, SortOrder]
     sortable_fields = ("id", "name", "created_at", "updated_at")
     required_permits = {
         "list": AUDIENCES_LIST,

@@ -21,6 +21,7 @@ from groups.serializers import (
 )
 from loyalty.pagination import (
     DIRECTIONS,
+    NoNulCharacters,
     PageRequest,
     SortOrder,
     after_id_param,
@@ -98,7 +99,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
         "remove_members": BulkIdentifiersSerializer,
     }
     pagination_class = GroupsPagination
-    filter_backends = [MembersGroupFilter, SortOrder]
+    filter_backends = [NoNulCharacters, MembersGroupFilter, SortOrder]
     sortable_fields = GROUP_SORTABLE
     required_permits = {
         "list": GROUPS_LIST,
@@ -248,7 +249,7 @@ class MemberGroupsViewSet(ClubScopedViewSet):
     queryset = MembersGroup.objects.none()  # for the schema: rows come from the selector
     serializer_class = MembersGroupSerializer
     pagination_class = GroupsPagination
-    filter_backends = [MembersGroupFilter, SortOrder]
+    filter_backends = [NoNulCharacters, MembersGroupFilter, SortOrder]
     sortable_fields = GROUP_SORTABLE
     required_permits = {"list": MEMBERS_SHOW}
 

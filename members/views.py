@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from loyalty.pagination import SortOrder, paginated_by
+from loyalty.pagination import NoNulCharacters, SortOrder, paginated_by
 from loyalty.permits import (
     MEMBERS_CREATE,
     MEMBERS_DESTROY,
@@ -40,7 +40,7 @@ class MemberViewSet(ClubScopedViewSet):
         "partial_update": MemberPayloadSerializer,
     }
     pagination_class = MembersPagination
-    filter_backends = [MemberFilter, SortOrder]
+    filter_backends = [NoNulCharacters, MemberFilter, SortOrder]
     sortable_fields = ("id", "email", "msisdn", "created_at", "updated_at")
     required_permits = {
         "list": MEMBERS_LIST,
