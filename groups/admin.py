@@ -21,11 +21,15 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from audiences.conditions import ConditionError, Node, parse_conditions, referenced_group_ids
+from audiences.describe import describe_conditions
 from audiences.selectors import preview
 from groups import services
+from groups.charts import size_chart
 from groups.dependencies import dependency_graph
 from groups.forms import BulkMembersForm, GroupForm, rule_is_editable
 from groups.models import MembersGroup, Membership, MembershipEvent, Source
+from groups.selectors import group_size_history
 from loyalty.admin import (
     ClubFilter,
     ClubScopedAdmin,
@@ -41,7 +45,21 @@ from members.normalize import NORMALIZERS, InvalidIdentifier
 
 MEMBERS_PER_PAGE = 100
 EVENTS_PER_PAGE = 50
+# A group's own page shows its latest events; the members page pages through them all.
+LATEST_EVENTS = 20
+CHART_DAYS = 90
 GROUP_FIELDS = ["club", "name", "type", "description"]
+# A group's page tells its story first: what it is, how big, by which rule, with which
+# groups; then the rule as stored (editable on an automatic group) and the details.
+STORY_FIELDS = [
+    "kind",
+    "members_count",
+    "recomputing_state",
+    "rule_in_words",
+    "depends_on",
+    "used_by",
+]
+DETAIL_FIELDS = ["audience_link", "created_at", "updated_at"]
 
 
 def member_page(group: MembersGroup, after: int) -> tuple[list[tuple[Member, Any]], int | None]:
@@ -80,6 +98,39 @@ def history_page(
     return page[:EVENTS_PER_PAGE], next_before
 
 
+def latest_events(
+    group: MembersGroup, limit: int = LATEST_EVENTS
+) -> list[tuple[MembershipEvent, Member | None]]:
+    """The group's newest events, each with its member (None once the member is deleted).
+
+    Two queries whatever the history's length: the newest rows on the event index
+    ``(club, group_id, created_at)``, then their members by primary key.
+    """
+    events = list(
+        MembershipEvent.objects.filter(club_id=group.club_id, group_id=group.pk).order_by(
+            "-created_at", "-id"
+        )[:limit]
+    )
+    members = Member.objects.filter(club_id=group.club_id).in_bulk(
+        {event.member_id for event in events}
+    )
+    return [(event, members.get(event.member_id)) for event in events]
+
+
+def group_rule(group: MembersGroup) -> Node | None:
+    """The group's parsed rule; None for a rule stored before a grammar change."""
+    try:
+        return parse_conditions(group.audience.conditions)
+    except ConditionError:
+        return None
+
+
+def group_kind(group: MembersGroup) -> str:
+    if group.system:
+        return "system"
+    return "automatic" if group.automatic else "manual"
+
+
 def find_members(group: MembersGroup, term: str) -> list[tuple[Member, bool]]:
     """The club's members whose email, msisdn or id is ``term``, and whether each is in."""
     matches = Q(pk__in=[])
@@ -112,6 +163,12 @@ def _cursor(request: HttpRequest, name: str) -> int | None:
     return _cursor_value(request.GET.get(name))
 
 
+def _can_view_members(request: HttpRequest) -> bool:
+    return request.user.has_perm("members.view_member") or request.user.has_perm(
+        "members.change_member"
+    )
+
+
 def _url_with(request: HttpRequest, name: str, value: int | None) -> str:
     """This page's URL with one query parameter set, or removed for None."""
     query = request.GET.copy()
@@ -129,18 +186,7 @@ class MembersGroupAdmin(ClubScopedAdmin):
     search_fields = ["name", "description"]
     # The club is shown on every row: one join instead of a query per row.
     list_select_related = ["club"]
-    readonly_fields = [
-        "automatic",
-        "system",
-        "members_count",
-        "recomputing",
-        "audience_link",
-        "rule",
-        "depends_on",
-        "used_by",
-        "created_at",
-        "updated_at",
-    ]
+    readonly_fields = [*STORY_FIELDS, "rule", *DETAIL_FIELDS]
     delete_selected_confirmation_template = "admin/refusable_delete_selected_confirmation.html"
 
     def get_fields(self, request: HttpRequest, obj: MembersGroup | None = None) -> Sequence[str]:
@@ -148,7 +194,7 @@ class MembersGroupAdmin(ClubScopedAdmin):
             return [*GROUP_FIELDS, "audience_conditions"]
         editable = rule_is_editable(obj) and self.has_change_permission(request, obj)
         rule = "audience_conditions" if editable else "rule"
-        return [*GROUP_FIELDS, rule, *(f for f in self.readonly_fields if f != "rule")]
+        return [*GROUP_FIELDS, *STORY_FIELDS, rule, *DETAIL_FIELDS]
 
     def has_change_permission(self, request: HttpRequest, obj: MembersGroup | None = None) -> bool:
         # System groups are maintained by the system alone (SPEC section 1), even for
@@ -172,22 +218,61 @@ class MembersGroupAdmin(ClubScopedAdmin):
         conditions = json.dumps(group.audience.conditions, indent=2, ensure_ascii=False)
         return format_html("<pre>{}</pre>", conditions)
 
+    @admin.display(description="kind")
+    def kind(self, group: MembersGroup) -> str:
+        return {
+            "system": "System: kept by the service, read-only",
+            "automatic": "Automatic: its members are exactly those who match its rule",
+            "manual": "Manual: members are added and removed by hand, the API or imports",
+        }[group_kind(group)]
+
+    @admin.display(description="recomputing")
+    def recomputing_state(self, group: MembersGroup) -> str:
+        if group.recomputing:
+            return "Yes: a background recomputation is pending; members and count follow it"
+        return "No: members and count are up to date"
+
+    @admin.display(description="rule")
+    def rule_in_words(self, group: MembersGroup) -> str:
+        """The rule in plain English, naming the groups it reads (one query for the names)."""
+        if group.is_manual:
+            return "None: members are added and removed by hand"
+        node = group_rule(group)
+        if node is None:
+            return "A rule this version cannot read; see the conditions below"
+        names = dict(
+            MembersGroup.objects.filter(
+                club_id=group.club_id, pk__in=referenced_group_ids(node)
+            ).values_list("pk", "name")
+        )
+        return describe_conditions(node, names)
+
     def _group_links(self, club_id: int, group_ids: set[int]) -> str:
+        if not group_ids:
+            return self.get_empty_value_display()
         groups = MembersGroup.objects.filter(club_id=club_id, pk__in=group_ids).order_by("name")
-        links = [
-            format_html(
-                '<a href="{}">{}</a>',
-                reverse("admin:groups_membersgroup_change", args=[group.pk]),
-                group,
-            )
-            for group in groups
-        ]
-        return format_html_join(", ", "{}", ((link,) for link in links)) or "—"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a> ({}, {} members)',
+            (
+                (
+                    reverse("admin:groups_membersgroup_change", args=[group.pk]),
+                    group,
+                    group_kind(group),
+                    group.members_count,
+                )
+                for group in groups
+            ),
+        )
 
     @admin.display(description="depends on")
     def depends_on(self, group: MembersGroup) -> str:
-        """The groups this group's rule reads (members_group_ids conditions)."""
-        needs = dependency_graph(group.club_id).get(group.pk, set())
+        """The groups this group's rule reads (members_group_ids conditions).
+
+        Read from the group's own rule; a manual group's rule names only itself.
+        """
+        node = group_rule(group) if group.automatic else None
+        needs = referenced_group_ids(node) if node is not None else set()
         return self._group_links(group.club_id, needs - {group.pk})
 
     @admin.display(description="used by")
@@ -196,6 +281,25 @@ class MembersGroupAdmin(ClubScopedAdmin):
         graph = dependency_graph(group.club_id)
         users = {g for g, needs in graph.items() if group.pk in needs and g != group.pk}
         return self._group_links(group.club_id, users)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: MembersGroup | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            # Three queries whatever the group's size or history (see the selectors).
+            context.update(
+                chart_days=CHART_DAYS,
+                size_chart=size_chart(group_size_history(obj, days=CHART_DAYS)),
+                latest_events=latest_events(obj),
+                can_view_members=_can_view_members(request),
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(
         self, request: HttpRequest, obj: MembersGroup, form: forms.ModelForm, change: bool
@@ -363,7 +467,6 @@ class MembersGroupAdmin(ClubScopedAdmin):
             if "before" in request.GET
             else None,
             "older_events_url": _url_with(request, "before", next_before) if next_before else None,
-            "can_view_members": request.user.has_perm("members.view_member")
-            or request.user.has_perm("members.change_member"),
+            "can_view_members": _can_view_members(request),
         }
         return TemplateResponse(request, "admin/groups/membersgroup/members.html", context)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
+from django.db.models import BooleanField, Case, IntegerField, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from audiences.conditions import compile_conditions, parse_conditions
-from groups.models import MembersGroup, Membership
+from groups.models import EventKind, MembersGroup, Membership, MembershipEvent
 from members.models import Member
 
 
@@ -119,3 +123,42 @@ def explain_membership(*, group: MembersGroup, member: Member) -> dict[str, Any]
 def _node_rule(group: MembersGroup, conditions: list[Any]) -> Q:
     node = parse_conditions(conditions)
     return compile_conditions(node, club_id=group.club_id, tz=group.club.timezone)
+
+
+def group_size_history(group: MembersGroup, *, days: int = 90) -> list[tuple[date, int]]:
+    """The group's size at the end of each of the last ``days`` days (the club's days).
+
+    One aggregate query sums the net joins of each day in the window over the event index
+    ``(club, group_id, created_at)``. The size before the window is the stored count less
+    every net join since; each day's size follows by adding that day's net.
+    """
+    zone = ZoneInfo(group.club.timezone)
+    today = timezone.now().astimezone(zone).date()
+    first_day = today - timedelta(days=days - 1)
+    nets = dict(
+        MembershipEvent.objects.filter(
+            club_id=group.club_id,
+            group_id=group.pk,
+            created_at__gte=datetime.combine(first_day, time.min, tzinfo=zone),
+        )
+        .annotate(day=TruncDate("created_at", tzinfo=zone))
+        .values("day")
+        .annotate(
+            net=Sum(
+                Case(
+                    When(kind=EventKind.JOINED, then=Value(1)),
+                    default=Value(-1),
+                    output_field=IntegerField(),
+                )
+            )
+        )
+        .order_by()
+        .values_list("day", "net")
+    )
+    size = group.members_count - sum(nets.values())
+    history = []
+    for offset in range(days):
+        day = first_day + timedelta(days=offset)
+        size += nets.get(day, 0)
+        history.append((day, size))
+    return history

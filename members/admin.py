@@ -6,10 +6,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin
-from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Paginator
+from django.db import models, transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
 
 from loyalty.admin import (
     ADMIN_SOURCE,
@@ -19,7 +27,9 @@ from loyalty.admin import (
     actor,
     add_refusal,
     adopt,
+    managed_clubs,
 )
+from loyalty.db import InArray
 from loyalty.errors import InvalidParameters
 from members import services
 from members.models import Member, MemberImport
@@ -55,6 +65,128 @@ def _object(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise forms.ValidationError('Enter a JSON object, like {"first_name": "Ola"}.')
     return value
+
+
+def _groups_model(name: str) -> type[models.Model]:
+    # Looked up by name: members sit below groups (the app layering) and never import it.
+    return apps.get_model("groups", name)
+
+
+def _group_url(group_id: int) -> str:
+    return reverse("admin:groups_membersgroup_change", args=[group_id])
+
+
+# groups.models.ALL_MEMBERS_KEY, spelled out: members never import groups.
+ALL_MEMBERS_KEY = "all_members"
+# Beyond this many rows a filtered members list is not counted exactly.
+COUNT_CAP = 10_000
+# The list's own parameters; any other narrows it past what the stored counts know.
+LIST_PARAMETERS = {"p", "o"}
+
+
+def in_clubs(club_ids: list[int]) -> InArray:
+    """``club_id`` tested against one array of ids (``= ANY(...)`` on PostgreSQL).
+
+    Unlike ``club_id = 15`` or ``IN (subquery)``, it leaves ``club_id`` a sort key, so the
+    list's order (club, id) walks the club-first index and a page costs the same in a club
+    of a million members; with an equality the planner walks the primary key instead and
+    skips every other club's rows first.
+    """
+    return InArray(F("club_id"), club_ids)
+
+
+class MemberClubFilter(ClubFilter):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(in_clubs([int(value)])) if value.isdigit() else queryset.none()
+
+
+class MemberPaginator(Paginator):
+    """Pages members without counting a club's million rows.
+
+    ``known`` is the exact total when the stored counts have it (a club's "All members",
+    a group's count); otherwise rows are counted up to ``COUNT_CAP`` and ``capped`` says
+    there are more than that.
+    """
+
+    def __init__(self, object_list: QuerySet[Member], per_page: int, known: int | None) -> None:
+        super().__init__(object_list, per_page)
+        self.known = known
+        self.capped = False
+
+    @cached_property
+    def count(self) -> int:
+        if self.known is not None:
+            return self.known
+        counted = self.object_list[: COUNT_CAP + 1].count()
+        self.capped = counted > COUNT_CAP
+        return min(counted, COUNT_CAP)
+
+
+class GroupFilter(admin.SimpleListFilter):
+    """Filter by members group: the groups of the chosen club, else of every managed club."""
+
+    title = "members group"
+    parameter_name = "group"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[int, str]]:
+        groups = _groups_model("MembersGroup").objects.filter(club__in=managed_clubs(request))
+        club = request.GET.get(ClubFilter.parameter_name, "")
+        if club.isdigit():
+            groups = groups.filter(club_id=club)
+        rows = groups.order_by("club__name", "name", "pk").values_list("pk", "name", "club__name")
+        clubs = {club_name for _pk, _name, club_name in rows}
+        if len(clubs) > 1:
+            return [(pk, f"{name or f'group {pk}'} ({club_name})") for pk, name, club_name in rows]
+        return [(pk, name or f"group {pk}") for pk, name, _club_name in rows]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Member]) -> QuerySet[Member]:
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        club_id = (
+            _groups_model("MembersGroup")
+            .objects.filter(pk=int(value), club__in=managed_clubs(request))
+            .values_list("club_id", flat=True)
+            .first()
+        )
+        if club_id is None:
+            return queryset.none()
+        # A semi-join on the membership index (club, group, member), no ids in Python. The
+        # club as a constant, not the member's: the planner then seeks the group's rows
+        # instead of walking every club's memberships.
+        memberships = _groups_model("Membership").objects.filter(
+            club_id=club_id, group_id=int(value), member_id=OuterRef("pk")
+        )
+        return queryset.filter(Exists(memberships))
+
+
+class MemberChangeList(ChangeList):
+    """The members list, with each shown member's groups fetched in one query per page."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        members = list(self.result_list)
+        # Both columns of the index (club, member), so only this page's rows are read.
+        rows = (
+            _groups_model("Membership")
+            .objects.filter(
+                club_id__in={member.club_id for member in members},
+                member_id__in=[member.pk for member in members],
+            )
+            .order_by("group__name", "group_id")
+            .values_list("member_id", "group_id", "group__name")
+        )
+        groups: dict[int, list[tuple[int, str]]] = {member.pk: [] for member in members}
+        for member_id, group_id, name in rows:
+            groups[member_id].append((group_id, name or f"group {group_id}"))
+        for member in members:
+            member.page_groups = groups[member.pk]
+        self.result_list = members
 
 
 class MemberForm(ServiceModelForm):
@@ -103,20 +235,99 @@ class MemberAdmin(ClubScopedAdmin):
         "sms_status",
         "email_status",
         "push_status",
+        "groups",
         "created_at",
     ]
     list_display_links = ["id", "email"]
-    list_filter = [ClubFilter, "sms_status", "email_status", "push_status"]
+    list_filter = [MemberClubFilter, GroupFilter, "sms_status", "email_status", "push_status"]
     search_fields = ["=email", "=msisdn", "=id"]
     search_help_text = "An exact email, MSISDN (any format, e.g. +47 407 69 126) or member id."
     # The club is shown on every row: one join instead of a query per row.
     list_select_related = ["club"]
     # The unfiltered total would count every member of every club on each page view.
     show_full_result_count = False
-    readonly_fields = ["created_at", "updated_at"]
+    # The order of the index (club, id); sorting a club by another column sorts every row.
+    ordering = ["club_id", "id"]
+    sortable_by: list[str] = []
+    readonly_fields = ["member_groups", "created_at", "updated_at"]
 
     def get_fields(self, request: HttpRequest, obj: Member | None = None) -> Sequence[str]:
         return EDITABLE_FIELDS if obj is None else [*EDITABLE_FIELDS, *self.readonly_fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
+        # The managed clubs as a list of ids rather than ClubScopedAdmin's subquery, which
+        # hides them from the planner (see in_clubs); the same rows either way.
+        queryset = admin.ModelAdmin.get_queryset(self, request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(in_clubs(list(managed_clubs(request).values_list("pk", flat=True))))
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return MemberChangeList
+
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Member],
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> MemberPaginator:
+        return MemberPaginator(queryset, per_page, known=self.known_count(request))
+
+    def known_count(self, request: HttpRequest) -> int | None:
+        """The list's exact length from stored counts, when only club or group narrow it.
+
+        A club's members are its "All members" group; a group's are its members_count.
+        """
+        narrowing = set(request.GET) - LIST_PARAMETERS
+        if not narrowing <= {MemberClubFilter.parameter_name, GroupFilter.parameter_name}:
+            return None
+        groups = _groups_model("MembersGroup").objects.filter(club__in=managed_clubs(request))
+        for name, lookup in [
+            (MemberClubFilter.parameter_name, "club_id"),
+            (GroupFilter.parameter_name, "pk"),
+        ]:
+            value = request.GET.get(name)
+            if value is not None:
+                if not value.isdigit():
+                    return 0
+                groups = groups.filter(**{lookup: int(value)})
+        if GroupFilter.parameter_name not in narrowing:
+            groups = groups.filter(system_key=ALL_MEMBERS_KEY)
+        return sum(groups.values_list("members_count", flat=True))
+
+    @admin.display(description="groups")
+    def groups(self, member: Member) -> str:
+        """The member's groups, as fetched for the whole page by MemberChangeList."""
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            ((_group_url(group_id), name) for group_id, name in member.page_groups),
+        )
+
+    @admin.display(description="groups")
+    def member_groups(self, member: Member) -> str:
+        """Every group of the member with when it joined, in one query on (club, member)."""
+        memberships = (
+            _groups_model("Membership")
+            .objects.filter(club_id=member.club_id, member_id=member.pk)
+            .order_by("group__name", "group_id")
+            .values_list("group_id", "group__name", "joined_at")
+        )
+        items = format_html_join(
+            "",
+            '<li><a href="{}">{}</a>, joined {}</li>',
+            (
+                (
+                    _group_url(group_id),
+                    name or f"group {group_id}",
+                    date_format(timezone.localtime(joined_at), "DATETIME_FORMAT"),
+                )
+                for group_id, name, joined_at in memberships
+            ),
+        )
+        return format_html('<ul class="member-groups">{}</ul>', items) if items else "None"
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Member], search_term: str
