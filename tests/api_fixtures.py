@@ -1,6 +1,6 @@
 """API test fixtures: clients of one club's API, with a token or a staff session.
 
-Test modules load them with ``pytest_plugins = ["tests.api_fixtures"]``. A client's paths
+Loaded for every test module by tests/conftest.py. A client's paths
 are relative to ``/v3/<slug>/`` unless they start with ``/``.
 """
 

@@ -17,6 +17,9 @@ from groups.models import ALL_MEMBERS_KEY, MembersGroup
 from loyalty.models import Club
 from tests.factories import ClubFactory
 
+# The API clients and tokens (tests/api_fixtures.py), for every test module.
+pytest_plugins = ["tests.api_fixtures"]
+
 # Run in the PostgreSQL pass of ``make test`` only, not collected in the SQLite pass:
 # ``postgres`` proves what only a PostgreSQL server has (row locks under concurrency,
 # statement and lock timeouts, killed connections); ``browser`` walks the admin in Chromium

@@ -15,7 +15,6 @@ from members.models import Member
 from tests.factories import GroupFactory, MemberFactory
 from tests.helpers import cond, in_groups
 
-pytest_plugins = ["tests.api_fixtures"]
 pytestmark = pytest.mark.django_db
 
 

@@ -23,10 +23,6 @@ from members.models import Member
 from members.services import bulk_create_members
 from tests.factories import ClubFactory
 
-# Playwright's sync API runs an event loop in the test's thread; the ORM calls the tests
-# make between browser steps are synchronous and safe there.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "test-output" / "screenshots"
@@ -52,11 +48,14 @@ STAFF_PERMISSIONS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/chromium, or set CHROMIUM")
-    with sync_playwright() as playwright:
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        # Playwright's sync API runs an event loop in this thread while the module's tests
+        # run; their ORM calls between browser steps are synchronous and safe there.
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()

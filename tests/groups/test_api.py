@@ -15,7 +15,6 @@ from members.models import Member
 from tests.factories import GroupFactory, MemberFactory
 from tests.helpers import assert_consistent, cond
 
-pytest_plugins = ["tests.api_fixtures"]
 pytestmark = pytest.mark.django_db
 
 GROUP_KEYS = {

@@ -20,7 +20,6 @@ from loyalty.services import revoke_api_token
 from members.models import Member, MemberImport
 from tests.factories import ClubFactory, GroupFactory, MemberFactory
 
-pytest_plugins = ["tests.api_fixtures"]
 pytestmark = pytest.mark.django_db
 
 # Every operation, the permit it needs, and a payload it accepts.

@@ -14,7 +14,6 @@ from groups.models import MembersGroup, Membership
 from loyalty.models import Club
 from tests.factories import GroupFactory, MemberFactory
 
-pytest_plugins = ["tests.api_fixtures"]
 pytestmark = pytest.mark.django_db
 
 

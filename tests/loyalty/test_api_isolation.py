@@ -18,7 +18,6 @@ from members.models import Member
 from tests.factories import GroupFactory, MemberFactory
 from tests.helpers import in_groups
 
-pytest_plugins = ["tests.api_fixtures"]
 pytestmark = pytest.mark.django_db
 
 

@@ -22,16 +22,15 @@ from members.models import Member
 from tests.api_fixtures import ClubClient
 from tests.factories import MemberFactory
 
-pytest_plugins = ["tests.api_fixtures"]
 PROJECT_TABLE = re.compile(r'^SELECT .* FROM "(loyalty|members|audiences|groups)_')
 pytestmark = pytest.mark.django_db(transaction=True, databases=[DEFAULT_DB_ALIAS, REPLICA])
 
 
 @pytest.fixture
 def replica(settings: Any) -> None:
-    """The router and its middleware; ``replica`` is the test database's mirror alias."""
+    """The router, as DATABASE_REPLICA_URL sets it; ``replica`` is the test database's
+    mirror alias (tests/conftest.py)."""
     settings.DATABASE_ROUTERS = ["loyalty.routers.ReplicaRouter"]
-    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "loyalty.routers.ReplicaReadsMiddleware"]
 
 
 def queries_by_alias(send: Callable[[], Any]) -> tuple[Any, list[str], list[str]]:

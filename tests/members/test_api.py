@@ -13,7 +13,6 @@ from loyalty.models import Club
 from members.models import Member
 from tests.factories import GroupFactory, MemberFactory
 
-pytest_plugins = ["tests.api_fixtures"]
 pytestmark = pytest.mark.django_db
 
 MEMBER_KEYS = {

@@ -19,7 +19,6 @@ from members.models import Member, MemberImport
 from members.tasks import run_import_task
 from tests.factories import MemberFactory
 
-pytest_plugins = ["tests.api_fixtures"]
 pytestmark = pytest.mark.django_db
 
 IMPORT_KEYS = {
