@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import api_bulk, automatic, imports
+from bench import api_bulk, automatic, imports, load
 from bench.dataset import ensure_club
 
 
@@ -17,8 +17,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--updates", type=int, default=30)
-    parser.add_argument("--only", choices=["api", "automatic", "imports"])
+    parser.add_argument("--only", choices=["api", "automatic", "imports", "load"])
     parser.add_argument("--import-members", type=int, default=1_000_000)
+    parser.add_argument(
+        "--load-users",
+        type=lambda value: [int(n) for n in value.split(",")],
+        default=[8, 16, 32],
+        help="Comma-separated numbers of simulated users, one load run each.",
+    )
+    parser.add_argument("--load-seconds", type=int, default=60)
+    parser.add_argument(
+        "--load-wait", type=float, default=1.0, help="Most think time of a user, in seconds."
+    )
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/members-groups-bench"))
     args = parser.parse_args()
     if args.only in (None, "imports"):
@@ -30,6 +40,8 @@ def main() -> None:
         api_bulk.run(club_id, args.members, args.identifiers, args.naive_sample, args.runs)
     if args.only in (None, "automatic"):
         automatic.run(club_id, args.members, args.groups, args.updates)
+    if args.only in (None, "load"):
+        load.run(club_id, args.members, args.load_users, args.load_seconds, args.load_wait)
 
 
 if __name__ == "__main__":

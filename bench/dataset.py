@@ -20,10 +20,15 @@ BENCH_DATABASE_URL = os.environ.get(
 CLUB_SLUG = "bench"
 FIRST_NAMES = ["Ola", "Kari", "Nora", "Emma", "Jakob", "Lucas", "Ingrid", "Aisha", "Mateo", "Yuki"]
 LAST_NAMES = ["Nordmann", "Hansen", "Johansen", "Olsen", "Larsen", "Berg", "Haugen", "Khan"]
+INTERESTS = ["golf", "food", "fashion", "kids", "sport"]
 
 
 def email_of(n: int) -> str:
     return f"member{n}@bench.example"
+
+
+def msisdn_of(n: int) -> str:
+    return str(4740000000 + n)
 
 
 def manage(*args: str) -> None:
@@ -37,6 +42,8 @@ def ensure_database() -> None:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
     manage("migrate", "--verbosity", "0")
+    # The API's rate-limit counters live in the database cache by default (the release step).
+    manage("createcachetable", "--verbosity", "0")
 
 
 def ensure_club(members: int) -> int:
@@ -81,13 +88,13 @@ def _copy_members(conn: psycopg.Connection, club_id: int, members: int) -> None:
                 "last_name": rng.choice(LAST_NAMES),
                 "gender": rng.choice(["female", "male", "other"]),
                 "points": rng.randrange(10_000),
-                "interests": rng.sample(["golf", "food", "fashion", "kids", "sport"], 2),
+                "interests": rng.sample(INTERESTS, 2),
             }
             copy.write_row(
                 (
                     club_id,
                     email_of(n),
-                    str(4740000000 + n),
+                    msisdn_of(n),
                     json.dumps(properties),
                     "{}",
                     "enabled",

@@ -51,7 +51,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server() -> Iterator[str]:
+def live_server(workers: int = 2) -> Iterator[str]:
     """Serve the app as in production: gunicorn, DEBUG off, persistent DB connections."""
     port = free_port()
     env = {
@@ -71,7 +71,7 @@ def live_server() -> Iterator[str]:
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "2",
+            str(workers),
             "--timeout",
             "600",
         ],
