@@ -210,7 +210,10 @@ class ClubPagination(BasePagination):
         self, queryset: QuerySet[Any], request: Request, view: Any = None
     ) -> list[Model]:
         page = PageRequest.from_query(request.query_params)
-        self.info = pagination_info(total_count=queryset.count(), page=page)
+        # A view that knows the total (e.g. from a stored count) sets ``total_count``.
+        total = getattr(view, "total_count", None)
+        total = queryset.count() if total is None else total
+        self.info = pagination_info(total_count=total, page=page)
         ids = list(queryset.values_list("pk", flat=True)[page.offset : page.offset + page.per_page])
         return list(queryset.filter(pk__in=ids)) if ids else []
 
@@ -312,7 +315,8 @@ class SortOrder(BaseFilterBackend):
         keys = sort_keys(request.query_params, view.sortable_fields)
         if not any(key.field == "id" for key in keys):
             keys.append(SortKey("id", descending=False))  # a total order: pages never overlap
-        return queryset.order_by(*(order_by(queryset.model, key) for key in keys))
+        # The club first, as every index of a club's rows starts with it (one club per list).
+        return queryset.order_by("club_id", *(order_by(queryset.model, key) for key in keys))
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return sort_parameters(view.sortable_fields)

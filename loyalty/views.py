@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, ClassVar
 
-from django.db.models import Model, QuerySet
+from django.db.models import F, Model, QuerySet
 from django.http import HttpRequest, HttpResponseBase
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import get_doc
@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from loyalty.authentication import ClubAccess
-from loyalty.db import in_retried_transaction
+from loyalty.db import InArray, in_retried_transaction
 from loyalty.errors import InvalidParameters
 from loyalty.exceptions import (
     ErrorSerializer,
@@ -186,7 +186,10 @@ class ClubScopedViewSet(GenericViewSet[Any]):
         return self.access.actor
 
     def get_queryset(self) -> QuerySet[Any]:
-        return super().get_queryset().filter(club=self.club)
+        # "club_id = ANY(array)", not "= 15": with an equality the planner drops the club from
+        # a list's order (club, then its sort keys; SortOrder) and walks the primary key past
+        # every other club's rows (seconds on a big table) instead of the club's own index.
+        return super().get_queryset().filter(InArray(F("club_id"), [self.club.pk]))
 
     def get_object(self) -> Any:
         # Unlike DRF's, without the list's filters: a query string never hides an object.

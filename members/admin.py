@@ -34,6 +34,7 @@ from loyalty.errors import InvalidParameters
 from members import services
 from members.models import Member, MemberImport
 from members.normalize import NORMALIZERS, InvalidIdentifier
+from members.selectors import ALL_MEMBERS_KEY
 
 EDITABLE_FIELDS = [
     "club",
@@ -76,8 +77,6 @@ def _group_url(group_id: int) -> str:
     return reverse("admin:groups_membersgroup_change", args=[group_id])
 
 
-# groups.models.ALL_MEMBERS_KEY, spelled out: members never import groups.
-ALL_MEMBERS_KEY = "all_members"
 # Beyond this many rows a filtered members list is not counted exactly.
 COUNT_CAP = 10_000
 # The list's own parameters; any other narrows it past what the stored counts know.

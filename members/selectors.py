@@ -68,3 +68,17 @@ def in_any_group(group_ids: Iterable[int]) -> Exists:
             club_id=OuterRef("club_id"), member_id=OuterRef("pk"), group_id__in=list(group_ids)
         )
     )
+
+
+# groups.models.ALL_MEMBERS_KEY, spelled out: members never import groups.
+ALL_MEMBERS_KEY = "all_members"
+
+
+def stored_members_count(club: Club) -> int:
+    """How many members the club has, from its "All members" group's exact stored count
+    (``count(*)`` over a club of a million members takes a second)."""
+    group = apps.get_model("groups", "MembersGroup")
+    counts = group.objects.filter(club=club, system_key=ALL_MEMBERS_KEY).values_list(
+        "members_count", flat=True
+    )
+    return next(iter(counts), 0)

@@ -15,12 +15,14 @@ from loyalty.permits import (
     MEMBERS_UPDATE,
 )
 from loyalty.views import API_SOURCE, ClubScopedViewSet
-from members import services
+from members import selectors, services
 from members.filters import MemberFilter
 from members.models import Member
 from members.serializers import MemberPayloadSerializer, MemberSerializer
 
 MembersPagination = paginated_by("members")
+# Query parameters that page or sort the list without narrowing it.
+UNFILTERED = {"page_no", "per_page", "sort_by[]", "sort_directions[]"}
 
 
 @extend_schema_view(
@@ -52,6 +54,9 @@ class MemberViewSet(ClubScopedViewSet):
     }
 
     def list(self, request: Request, loyalty_club_slug: str) -> Response:
+        if request.query_params.keys() <= UNFILTERED:
+            # Every member of the club: the stored count is exact and needs no count(*).
+            self.total_count = selectors.stored_members_count(self.club)
         return self.paginated(self.get_queryset())
 
     def create(self, request: Request, loyalty_club_slug: str) -> Response:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from groups import services as group_services
@@ -364,3 +366,19 @@ def test_the_groups_of_an_unknown_member_are_404(api: APIClient) -> None:
 
     assert response.status_code == 404
     assert response.json() == {"error": "Not found"}
+
+
+def test_the_unfiltered_list_takes_its_total_from_the_stored_count_not_a_count(
+    api: Any, club: Club
+) -> None:
+    for n in range(3):
+        MemberFactory(club=club, email=f"n{n}@example.com")
+
+    with CaptureQueriesContext(connection) as queries:
+        unfiltered = api.get("members", {"per_page": 2, "sort_by[]": "email"}).json()
+    filtered = api.get("members", {"email": "n1@example.com"}).json()
+
+    assert unfiltered["pagination_info"]["total_count"] == 3
+    assert [m["email"] for m in unfiltered["members"]] == ["n0@example.com", "n1@example.com"]
+    assert not [q for q in queries if "COUNT(" in q["sql"].upper()]
+    assert filtered["pagination_info"]["total_count"] == 1
