@@ -52,12 +52,16 @@ class TokenRateThrottle(SimpleRateThrottle):
 
 
 def hit(key: str, timeout: int) -> int:
-    """Add one to the counter ``key`` (created with ``timeout``) and return its new value."""
+    """Add one to the counter ``key`` (created with ``timeout``) and return its new value.
+
+    The counter exists for all but a window's first request, so it is incremented first
+    and created only when missing: creating it first failed (and, in the database cache,
+    logged a unique-key error) on every other request.
+    """
     while True:
-        if cache.add(key, 1, timeout):
-            return 1
         try:
             return int(cache.incr(key))
         except ValueError:
-            # Expired between the two calls: create it again.
-            continue
+            # Missing or expired: create it, unless a concurrent request just did.
+            if cache.add(key, 1, timeout):
+                return 1
