@@ -204,6 +204,11 @@ class MembersGroupAdmin(ClubScopedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: MembersGroup | None = None) -> bool:
         return not (obj is not None and obj.system) and super().has_delete_permission(request, obj)
 
+    def action_checkbox(self, obj: MembersGroup) -> str:
+        # A system group cannot be selected: the list's only action deletes (and is refused
+        # for it anyway, should a forged request select it).
+        return "" if obj.system else super().action_checkbox(obj)
+
     def can_change_members(self, request: HttpRequest, group: MembersGroup) -> bool:
         """Only a manual group's members are changed by hand; the others follow rules."""
         return group.is_manual and self.has_change_permission(request, group)
