@@ -149,6 +149,11 @@ def test_staff_build_an_automatic_group_previewing_its_rule(
     assert group.members_count == 600
     assert_consistent(group)
 
+    page.goto(f"/admin/groups/membersgroup/{group.pk}/change/")
+    expect(page.locator("body")).to_contain_text("first name is one of 'Ola', 'Kari'")
+    expect(page.locator("svg")).not_to_have_count(0)
+    shot("automatic-group-story")
+
 
 def test_nobody_can_edit_or_delete_the_all_members_group(
     page: Page, superuser: str, log_in: Step, shot: Step, red: Club
