@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from bench import api_bulk, automatic, imports, load
-from bench.dataset import ensure_club
+from bench.dataset import BENCH_DATABASE_URL, ensure_club
 
 
 def main() -> None:
@@ -17,7 +20,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--updates", type=int, default=30)
-    parser.add_argument("--only", choices=["api", "automatic", "imports", "load"])
+    parser.add_argument("--only", choices=["api", "automatic", "imports", "load", "admin"])
     parser.add_argument("--import-members", type=int, default=1_000_000)
     parser.add_argument(
         "--load-users",
@@ -42,6 +45,10 @@ def main() -> None:
         automatic.run(club_id, args.members, args.groups, args.updates)
     if args.only in (None, "load"):
         load.run(club_id, args.members, args.load_users, args.load_seconds, args.load_wait)
+    if args.only in (None, "admin"):
+        # In its own process: it runs Django against the bench database.
+        env = {**os.environ, "DATABASE_URL": BENCH_DATABASE_URL, "LOG_LEVEL": "WARNING"}
+        subprocess.run([sys.executable, "-m", "bench.admin_pages"], env=env, check=True)
 
 
 if __name__ == "__main__":
