@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from bench import api_bulk, automatic, imports, load
-from bench.dataset import BENCH_DATABASE_URL, ensure_club
+from bench.dataset import BENCH_DATABASE_URL, ROOT, ensure_club
 
 
 def main() -> None:
@@ -48,7 +48,10 @@ def main() -> None:
     if args.only in (None, "admin"):
         # In its own process: it runs Django against the bench database.
         env = {**os.environ, "DATABASE_URL": BENCH_DATABASE_URL, "LOG_LEVEL": "WARNING"}
-        subprocess.run([sys.executable, "-m", "bench.admin_pages"], env=env, check=True)
+        code = "from bench.admin_pages import main; main()"
+        subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "shell", "-c", code], env=env, check=True
+        )
 
 
 if __name__ == "__main__":

@@ -1,36 +1,28 @@
 """Issue 7: the admin's group list, a group's page and the members list, against the bench
 club of 1,000,000 members and its groups, beside the one-second target.
 
-Run by ``python -m bench --only admin`` (which points DATABASE_URL at the bench database),
-or ``DATABASE_URL=... python -m bench.admin_pages [--club bench] [--runs 5]``; SHOW_SQL=1
-prints each page's slowest statement.
+Run by ``python -m bench --only admin``, in ``manage.py shell`` against the bench database;
+SHOW_SQL=1 prints each page's slowest statement.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loyalty.settings")
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.db.models import Q
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
-import django
-
-django.setup()
-
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.contrib.auth.models import Permission  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.db.models import Q  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-from django.urls import reverse  # noqa: E402
-
-from bench.harness import report  # noqa: E402
-from groups.models import MembersGroup  # noqa: E402
-from loyalty.models import Club  # noqa: E402
-from members.models import Member  # noqa: E402
+from bench.harness import report
+from groups.models import MembersGroup
+from loyalty.models import Club
+from members.models import Member
 
 USERNAME = "admin-timing-staff"
 TARGET_SECONDS = 1.0
@@ -69,12 +61,8 @@ def measure(client: Client, label: str, url: str, runs: int) -> None:
         print("   ", slowest["sql"][:400])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--club", default="bench")
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    club = Club.objects.get(slug=args.club)
+def main(club_slug: str = "bench", runs: int = 5) -> None:
+    club = Club.objects.get(slug=club_slug)
     groups = MembersGroup.objects.filter(club=club)
     print(
         f"club {club.slug}: {Member.objects.filter(club=club).count():,} members, "
@@ -110,12 +98,8 @@ def main() -> None:
         )
     pages.append(("member page", reverse("admin:members_member_change", args=[member.pk])))
     for label, url in pages:
-        measure(client, label, url, args.runs)
+        measure(client, label, url, runs)
 
 
 def _change(group: MembersGroup) -> str:
     return reverse("admin:groups_membersgroup_change", args=[group.pk])
-
-
-if __name__ == "__main__":
-    main()
