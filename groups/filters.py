@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.http import QueryDict
+from django.utils.dateparse import parse_datetime
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.request import Request
 
-from groups.models import MembersGroup
-from loyalty.pagination import INTEGER_ARRAY, bool_param, int_list_param, query_parameter
+from groups.models import EventKind, MembersGroup, MembershipEvent, Source
+from loyalty.errors import InvalidParameters
+from loyalty.pagination import (
+    INTEGER_ARRAY,
+    bool_param,
+    int_list_param,
+    int_param,
+    query_parameter,
+)
 
 
 class MembersGroupFilter(BaseFilterBackend):
@@ -47,4 +57,65 @@ class MembersGroupFilter(BaseFilterBackend):
                 {"type": "string"},
                 "Name or description contains this (case-insensitive).",
             ),
+        ]
+
+
+def _choice(query: QueryDict, name: str, choices: list[str]) -> str | None:
+    raw = query.get(name)
+    if raw is not None and raw not in choices:
+        raise InvalidParameters.field(name, "invalid_choice", value=raw, choices=choices)
+    return raw
+
+
+def _time(query: QueryDict, name: str) -> datetime | None:
+    """An ISO 8601 date and time; without an offset it is UTC."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = parse_datetime(raw.strip())
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise InvalidParameters.field(name, "invalid_datetime", value=raw)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class MembershipEventFilter(BaseFilterBackend):
+    """Filter a group's events by ``member_id``, ``kind``, ``source``, ``since`` and ``until``."""
+
+    def filter_queryset(
+        self, request: Request, queryset: QuerySet[MembershipEvent], view: Any
+    ) -> QuerySet[MembershipEvent]:
+        query = request.query_params
+        member_id = int_param(query, "member_id")
+        if member_id is not None:
+            queryset = queryset.filter(member_id=member_id)
+        for field, choices in (("kind", EventKind.values), ("source", Source.values)):
+            value = _choice(query, field, choices)
+            if value is not None:
+                queryset = queryset.filter(**{field: value})
+        since, until = _time(query, "since"), _time(query, "until")
+        if since is not None:
+            queryset = queryset.filter(created_at__gte=since)
+        if until is not None:
+            queryset = queryset.filter(created_at__lt=until)
+        return queryset
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        moment = {"type": "string", "format": "date-time"}
+        return [
+            query_parameter("member_id", {"type": "integer"}, "Only this member's events."),
+            query_parameter(
+                "kind", {"type": "string", "enum": EventKind.values}, "Only joins or leaves."
+            ),
+            query_parameter(
+                "source",
+                {"type": "string", "enum": Source.values},
+                "Only changes that came through this door.",
+            ),
+            query_parameter(
+                "since", moment, "At or after this time (ISO 8601; UTC without an offset)."
+            ),
+            query_parameter("until", moment, "Before this time (ISO 8601; UTC without an offset)."),
         ]

@@ -7,7 +7,18 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import BooleanField, Case, IntegerField, Q, QuerySet, Sum, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -17,12 +28,22 @@ from members.models import Member
 
 
 def groups_of_member(member: Member) -> QuerySet[MembersGroup]:
-    """The groups the member is in, found through the membership index ``(club, member)``."""
-    group_ids = Membership.objects.filter(club_id=member.club_id, member_id=member.pk).values(
-        "group_id"
-    )
-    return MembersGroup.objects.filter(club_id=member.club_id, pk__in=group_ids).select_related(
-        "audience"
+    """The groups the member is in, found through the membership index ``(club, member)``,
+    each with ``joined_at`` and ``joined_source`` (the door of the latest join)."""
+    memberships = Membership.objects.filter(club_id=member.club_id, member_id=member.pk)
+    joins = MembershipEvent.objects.filter(
+        club_id=member.club_id,
+        member_id=member.pk,
+        group_id=OuterRef("pk"),
+        kind=EventKind.JOINED,
+    ).order_by("-created_at", "-id")
+    return (
+        MembersGroup.objects.filter(club_id=member.club_id, pk__in=memberships.values("group_id"))
+        .select_related("audience")
+        .annotate(
+            joined_at=Subquery(memberships.filter(group_id=OuterRef("pk")).values("joined_at")),
+            joined_source=Subquery(joins.values("source")[:1]),
+        )
     )
 
 

@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from audiences.serializers import ConditionsField
-from groups.models import MembersGroup
+from groups.models import MembersGroup, MembershipEvent
 from loyalty.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from loyalty.pagination import MAX_ID
 from members.selectors import IDENTIFIER_TYPES
@@ -165,3 +165,29 @@ class ExplainSerializer(serializers.Serializer[Any]):
         help_text="The rule's conditions as stored, each node with a matches flag; nested "
         "and/or/not nodes carry their own conditions the same way.",
     )
+
+
+class MembershipEventSerializer(serializers.ModelSerializer[MembershipEvent]):
+    """A join or a leave: when, which member, and through which door (source and actor)."""
+
+    members_group_id = serializers.IntegerField(source="group_id", read_only=True)
+
+    class Meta:
+        model = MembershipEvent
+        fields = ["id", "members_group_id", "member_id", "kind", "source", "actor", "created_at"]
+        read_only_fields = fields
+
+
+class MemberGroupSerializer(MembersGroupSerializer):
+    """A group of one member's: the group, when the member joined it and through which door."""
+
+    joined_at = serializers.DateTimeField(read_only=True)
+    joined_source = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="The source of the member's latest join (api, admin, import, rule, system); "
+        "null if its event was pruned.",
+    )
+
+    class Meta(MembersGroupSerializer.Meta):
+        fields = [*MembersGroupSerializer.Meta.fields, "joined_at", "joined_source"]

@@ -9,15 +9,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from groups import selectors, services
-from groups.filters import MembersGroupFilter
-from groups.models import MembersGroup
+from groups.filters import MembersGroupFilter, MembershipEventFilter
+from groups.models import MembersGroup, MembershipEvent
 from groups.serializers import (
     BulkAddReportSerializer,
     BulkIdentifiersSerializer,
     BulkRemoveReportSerializer,
     ExplainSerializer,
+    MemberGroupSerializer,
     MembersGroupPayloadSerializer,
     MembersGroupSerializer,
+    MembershipEventSerializer,
 )
 from loyalty.pagination import (
     DIRECTIONS,
@@ -34,6 +36,7 @@ from loyalty.permits import (
     GROUPS_ADD_MEMBERS,
     GROUPS_CREATE,
     GROUPS_DESTROY,
+    GROUPS_EVENTS,
     GROUPS_LIST,
     GROUPS_REMOVE_MEMBERS,
     GROUPS_SHOW,
@@ -112,6 +115,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
         "add_members": GROUPS_ADD_MEMBERS,
         "remove_members": GROUPS_REMOVE_MEMBERS,
         "explain": GROUPS_SHOW,
+        "events": GROUPS_EVENTS,
     }
     not_allowed_actions = frozenset(
         {"update", "partial_update", "destroy", "add_members", "remove_members"}
@@ -206,6 +210,25 @@ class MembersGroupViewSet(ClubScopedViewSet):
         return Response(BulkRemoveReportSerializer(result).data)
 
     @extend_schema(
+        summary="List a group's membership events",
+        description="Every join and leave of the group, newest first (then by id): the "
+        "member, the kind, the source (api, admin, import, rule, system) and the actor.",
+        responses=MembershipEventSerializer(many=True),
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="events",
+        pagination_class=paginated_by("events"),
+        filter_backends=[NoNulCharacters, MembershipEventFilter],
+        serializer_class=MembershipEventSerializer,
+    )
+    def events(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        group = self.get_object()
+        events = MembershipEvent.objects.filter(club_id=group.club_id, group_id=group.pk)
+        return self.paginated(events.order_by("-created_at", "-id"))
+
+    @extend_schema(
         summary="Explain a member's membership",
         description="Whether the member is in the group and whether it satisfies the group's "
         "rule, with every condition node of the rule marked matches true or false for this "
@@ -247,7 +270,7 @@ class MemberGroupsViewSet(ClubScopedViewSet):
     """``members/{member_pk}/members_groups``: filters, sorting and pages as the group list."""
 
     queryset = MembersGroup.objects.none()  # for the schema: rows come from the selector
-    serializer_class = MembersGroupSerializer
+    serializer_class = MemberGroupSerializer
     pagination_class = GroupsPagination
     filter_backends = [NoNulCharacters, MembersGroupFilter, SortOrder]
     sortable_fields = GROUP_SORTABLE

@@ -7,6 +7,7 @@ GROUPS_UPDATE = "BL:Api:MembersGroups:Update"
 GROUPS_DESTROY = "BL:Api:MembersGroups:Destroy"
 GROUPS_ADD_MEMBERS = "BL:Api:MembersGroups:AddMembers"
 GROUPS_REMOVE_MEMBERS = "BL:Api:MembersGroups:RemoveMembers"
+GROUPS_EVENTS = "BL:Api:MembersGroups:Events:List"
 MEMBERS_LIST = "BL:Api:Members:List"
 MEMBERS_SHOW = "BL:Api:Members:Show"
 MEMBERS_CREATE = "BL:Api:Members:Create"
@@ -29,6 +30,7 @@ ALL_PERMITS: tuple[str, ...] = (
     GROUPS_DESTROY,
     GROUPS_ADD_MEMBERS,
     GROUPS_REMOVE_MEMBERS,
+    GROUPS_EVENTS,
     MEMBERS_LIST,
     MEMBERS_SHOW,
     MEMBERS_CREATE,

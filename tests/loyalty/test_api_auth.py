@@ -58,6 +58,7 @@ OPERATIONS = [
     ("delete", "audiences/{audience}", permits.AUDIENCES_DESTROY, None),
     ("post", "audiences/preview", permits.AUDIENCES_PREVIEW, {"conditions": []}),
     ("get", "members_groups/{group}/members/{member}/explain", permits.GROUPS_SHOW, None),
+    ("get", "members_groups/{group}/events", permits.GROUPS_EVENTS, None),
     (
         "post",
         "members/imports",
