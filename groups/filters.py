@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.http import QueryDict
-from django.utils.dateparse import parse_datetime
+from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.request import Request
 
@@ -67,7 +67,7 @@ def _choice(query: QueryDict, name: str, choices: list[str]) -> str | None:
     return raw
 
 
-def _time(query: QueryDict, name: str) -> datetime | None:
+def time_param(query: QueryDict, name: str) -> datetime | None:
     """An ISO 8601 date and time; without an offset it is UTC."""
     raw = query.get(name)
     if raw is None:
@@ -95,7 +95,7 @@ class MembershipEventFilter(BaseFilterBackend):
             value = _choice(query, field, choices)
             if value is not None:
                 queryset = queryset.filter(**{field: value})
-        since, until = _time(query, "since"), _time(query, "until")
+        since, until = time_param(query, "since"), time_param(query, "until")
         if since is not None:
             queryset = queryset.filter(created_at__gte=since)
         if until is not None:
@@ -119,3 +119,21 @@ class MembershipEventFilter(BaseFilterBackend):
             ),
             query_parameter("until", moment, "Before this time (ISO 8601; UTC without an offset)."),
         ]
+
+
+def date_param(query: QueryDict, name: str) -> date | None:
+    """A calendar date, YYYY-MM-DD."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        day = parse_date(raw.strip())
+    except ValueError:
+        day = None
+    if day is None:
+        raise InvalidParameters.field(name, "invalid_date", value=raw)
+    return day
+
+
+def choice_param(query: QueryDict, name: str, choices: list[str]) -> str | None:
+    return _choice(query, name, choices)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import (
     BooleanField,
     Case,
+    Count,
     IntegerField,
     OuterRef,
     Q,
@@ -19,7 +20,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import TruncDate
+from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
 
 from audiences.conditions import compile_conditions, parse_conditions
@@ -56,6 +57,22 @@ class MembersPage:
     is_first: bool
 
 
+def _member_ids_at(group: MembersGroup, at: datetime) -> QuerySet[Any]:
+    """The ids of the group's members at ``at``, rebuilt from its events: a member was in
+    the group when its joins up to then outnumber its leaves (they alternate)."""
+    net = Sum(Case(When(kind=EventKind.JOINED, then=Value(1)), default=Value(-1)))
+    return (
+        MembershipEvent.objects.filter(club_id=group.club_id, group_id=group.pk, created_at__lte=at)
+        .values("member_id")
+        .annotate(net=net)
+        .filter(net__gt=0)
+    )
+
+
+def group_members_count_at(*, group: MembersGroup, at: datetime) -> int:
+    return _member_ids_at(group, at).count()
+
+
 def group_members_page(
     *,
     group: MembersGroup,
@@ -63,15 +80,22 @@ def group_members_page(
     offset: int = 0,
     after_id: int | None = None,
     descending: bool = False,
+    at: datetime | None = None,
 ) -> MembersPage:
-    """One page of a group's members, ordered by id.
+    """One page of a group's members, ordered by id; with ``at``, as they were then.
 
     The ids are paged on the membership table's unique index ``(club, group, member)``
     alone and only then joined to their member rows: with ``after_id`` (key-set: the ids
     after it in the sort order, 0 to start) a page costs the same at any depth, and with
-    ``offset`` the skipped entries are index entries, not rows (PERFORMANCE.md).
+    ``offset`` the skipped entries are index entries, not rows (PERFORMANCE.md). A member
+    deleted since ``at`` has no row left and is left out of the page.
     """
-    memberships = Membership.objects.filter(club_id=group.club_id, group_id=group.pk)
+    if at is None:
+        memberships: QuerySet[Any] = Membership.objects.filter(
+            club_id=group.club_id, group_id=group.pk
+        )
+    else:
+        memberships = _member_ids_at(group, at)
     after = "member_id__lt" if descending else "member_id__gt"
     ids = memberships.filter(**{after: after_id}) if after_id else memberships
     page_ids = list(
@@ -88,7 +112,7 @@ def group_members_page(
         is_first = not memberships.filter(**{before: after_id}).exists()
     by_id = Member.objects.filter(club_id=group.club_id).in_bulk(page_ids)
     return MembersPage(
-        members=[by_id[member_id] for member_id in page_ids],
+        members=[by_id[member_id] for member_id in page_ids if member_id in by_id],
         next_after_id=page_ids[-1] if more else None,
         is_first=is_first,
     )
@@ -183,3 +207,61 @@ def group_size_history(group: MembersGroup, *, days: int = 90) -> list[tuple[dat
         size += nets.get(day, 0)
         history.append((day, size))
     return history
+
+
+@dataclass(frozen=True)
+class IntervalStats:
+    start: date
+    end: date  # the last day of the interval
+    size_at_start: int
+    joins: int
+    leaves: int
+    size_at_end: int
+
+
+def group_stats(
+    group: MembersGroup, *, since: date, until: date, interval: str
+) -> list[IntervalStats]:
+    """The group's size and its joins and leaves per day or per week (Monday to Sunday) of
+    the club's calendar, from the interval holding ``since`` to the one holding ``until``.
+
+    One aggregate query over the event index counts each interval's joins and leaves since
+    the first interval began; the size then is the stored count less the net joins since,
+    and each interval's end size is its start size plus its joins less its leaves.
+    """
+    zone = ZoneInfo(group.club.timezone)
+    step = timedelta(days=7 if interval == "week" else 1)
+    first = since - timedelta(days=since.weekday()) if interval == "week" else since
+    truncate = TruncWeek if interval == "week" else TruncDate
+    rows = (
+        MembershipEvent.objects.filter(
+            club_id=group.club_id,
+            group_id=group.pk,
+            created_at__gte=datetime.combine(first, time.min, tzinfo=zone),
+        )
+        .annotate(bucket=truncate("created_at", tzinfo=zone))
+        .values("bucket")
+        .annotate(
+            joins=Count("id", filter=Q(kind=EventKind.JOINED)),
+            leaves=Count("id", filter=Q(kind=EventKind.LEFT)),
+        )
+        .order_by()
+        .values_list("bucket", "joins", "leaves")
+    )
+    counts = {
+        (bucket.date() if isinstance(bucket, datetime) else bucket): (joins, leaves)
+        for bucket, joins, leaves in rows
+    }
+    size = group.members_count - sum(joins - leaves for joins, leaves in counts.values())
+    stats = []
+    start = first
+    while start <= until:
+        joins, leaves = counts.get(start, (0, 0))
+        stats.append(
+            IntervalStats(
+                start, start + step - timedelta(days=1), size, joins, leaves, size + joins - leaves
+            )
+        )
+        size += joins - leaves
+        start += step
+    return stats

@@ -191,3 +191,18 @@ class MemberGroupSerializer(MembersGroupSerializer):
 
     class Meta(MembersGroupSerializer.Meta):
         fields = [*MembersGroupSerializer.Meta.fields, "joined_at", "joined_source"]
+
+
+class IntervalStatsSerializer(serializers.Serializer[Any]):
+    start = serializers.DateField(help_text="The interval's first day (the club's calendar).")
+    end = serializers.DateField(help_text="The interval's last day.")
+    size_at_start = serializers.IntegerField()
+    joins = serializers.IntegerField()
+    leaves = serializers.IntegerField()
+    size_at_end = serializers.IntegerField(help_text="size_at_start + joins - leaves.")
+
+
+class GroupStatsSerializer(serializers.Serializer[Any]):
+    members_group_id = serializers.IntegerField()
+    interval = serializers.ChoiceField(choices=["day", "week"])
+    stats = IntervalStatsSerializer(many=True)

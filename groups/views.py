@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
@@ -9,18 +13,26 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from groups import selectors, services
-from groups.filters import MembersGroupFilter, MembershipEventFilter
+from groups.filters import (
+    MembersGroupFilter,
+    MembershipEventFilter,
+    choice_param,
+    date_param,
+    time_param,
+)
 from groups.models import MembersGroup, MembershipEvent
 from groups.serializers import (
     BulkAddReportSerializer,
     BulkIdentifiersSerializer,
     BulkRemoveReportSerializer,
     ExplainSerializer,
+    GroupStatsSerializer,
     MemberGroupSerializer,
     MembersGroupPayloadSerializer,
     MembersGroupSerializer,
     MembershipEventSerializer,
 )
+from loyalty.errors import InvalidParameters
 from loyalty.pagination import (
     DIRECTIONS,
     NoNulCharacters,
@@ -48,6 +60,9 @@ from members.models import Member
 from members.serializers import MemberSerializer
 from members.views import MembersPagination
 
+# Days per interval of the stats.
+INTERVALS = {"day": 1, "week": 7}
+MAX_INTERVALS = 366
 GROUP_SORTABLE = ("id", "name", "type", "members_count", "created_at", "updated_at")
 GroupsPagination = paginated_by("members_groups")
 
@@ -59,6 +74,13 @@ GROUP_MEMBERS_PARAMETERS = [
         "order (0 to start, in either direction), at the same cost on every page. Replaces "
         "page_no; the response's pagination_info.next_after_id is the next call's after_id "
         "(null on the last page), and its current_page, next_page and prev_page are null.",
+    ),
+    OpenApiParameter(
+        "at",
+        {"type": "string", "format": "date-time"},
+        description="The members as they were at this moment (ISO 8601; UTC without an "
+        "offset), rebuilt from the group's events; total_count is their number then. "
+        "Members deleted since are left out of the pages.",
     ),
     OpenApiParameter(
         "sort_by[]",
@@ -116,6 +138,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
         "remove_members": GROUPS_REMOVE_MEMBERS,
         "explain": GROUPS_SHOW,
         "events": GROUPS_EVENTS,
+        "stats": GROUPS_EVENTS,
     }
     not_allowed_actions = frozenset(
         {"update", "partial_update", "destroy", "add_members", "remove_members"}
@@ -146,7 +169,8 @@ class MembersGroupViewSet(ClubScopedViewSet):
 
     @extend_schema(
         summary="List a group's members",
-        description="Sorted by id. total_count is the group's stored members_count.",
+        description="Sorted by id. total_count is the group's stored members_count (with "
+        "at: the number of members then).",
         parameters=GROUP_MEMBERS_PARAMETERS,
         responses=MemberSerializer(many=True),
     )
@@ -163,18 +187,25 @@ class MembersGroupViewSet(ClubScopedViewSet):
         page = PageRequest.from_query(query)
         after_id = after_id_param(query)
         descending = any(key.descending for key in sort_keys(query, ("id",)))
+        at = time_param(query, "at")
         result = selectors.group_members_page(
             group=group,
             per_page=page.per_page,
             offset=page.offset if after_id is None else 0,
             after_id=after_id,
             descending=descending,
+            at=at,
+        )
+        total = (
+            group.members_count
+            if at is None
+            else selectors.group_members_count_at(group=group, at=at)
         )
         info = (
-            pagination_info(total_count=group.members_count, page=page)
+            pagination_info(total_count=total, page=page)
             if after_id is None
             else keyset_pagination_info(
-                total_count=group.members_count,
+                total_count=total,
                 per_page=page.per_page,
                 is_first_page=result.is_first,
                 next_after_id=result.next_after_id,
@@ -227,6 +258,37 @@ class MembersGroupViewSet(ClubScopedViewSet):
         group = self.get_object()
         events = MembershipEvent.objects.filter(club_id=group.club_id, group_id=group.pk)
         return self.paginated(events.order_by("-created_at", "-id"))
+
+    @extend_schema(
+        summary="A group's size, joins and leaves per day or week",
+        description="From the membership events, per interval of the club's calendar (a "
+        "week runs Monday to Sunday): the size at its start and end, and its joins and "
+        "leaves (size_at_end = size_at_start + joins - leaves). since defaults to 29 days "
+        "before until, until to today; at most 366 intervals.",
+        parameters=[
+            OpenApiParameter("since", {"type": "string", "format": "date"}),
+            OpenApiParameter("until", {"type": "string", "format": "date"}),
+            OpenApiParameter("interval", {"type": "string", "enum": [*INTERVALS]}),
+        ],
+        responses={200: GroupStatsSerializer},
+    )
+    @action(
+        detail=True, methods=["get"], url_path="stats", filter_backends=[], pagination_class=None
+    )
+    def stats(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        group = self.get_object()
+        query = request.query_params
+        interval = choice_param(query, "interval", [*INTERVALS]) or "day"
+        today = timezone.now().astimezone(ZoneInfo(group.club.timezone)).date()
+        until = date_param(query, "until") or today
+        since = date_param(query, "since") or until - timedelta(days=29)
+        if since > until:
+            raise InvalidParameters.field("since", "after_until")
+        if (until - since).days // INTERVALS[interval] >= MAX_INTERVALS:
+            raise InvalidParameters.field("since", "too_many_intervals", max=MAX_INTERVALS)
+        stats = selectors.group_stats(group, since=since, until=until, interval=interval)
+        body = {"members_group_id": group.pk, "interval": interval, "stats": stats}
+        return Response(GroupStatsSerializer(body).data)
 
     @extend_schema(
         summary="Explain a member's membership",

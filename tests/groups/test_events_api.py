@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -153,3 +154,95 @@ def test_a_members_groups_say_when_and_how_it_joined_each(
     assert joined[rule.pk] == ("rule", True)
     assert len(groups) == 3  # and All members, joined by the system
     assert {g["joined_source"] for g in groups if g["system"]} == {"system"}
+
+
+def test_the_members_at_a_moment_are_those_the_group_held_then(api: ClubClient, club: Club) -> None:
+    """A scripted history, the membership recorded after each step, then asked back."""
+    members = [MemberFactory(club=club, email=f"p{n}@example.com").pk for n in range(8)]
+    group = services.create_group(club=club, name="Story")
+    steps = [
+        (services.add_member_ids, members[:5]),
+        (services.remove_member_ids, members[1:3]),
+        (services.add_member_ids, [members[1], *members[5:8]]),
+        (services.remove_member_ids, [members[0], members[7]]),
+        (services.add_member_ids, [members[0]]),
+    ]
+    moments = []
+    for change, ids in steps:
+        change(group=group, member_ids=ids, source="api")
+        held = set(group.memberships.values_list("member_id", flat=True))
+        moments.append((timezone.now().isoformat(), held))
+
+    for at, held in moments:
+        body = api.get(f"members_groups/{group.pk}/members", {"at": at, "per_page": 3}).json()
+        walked, after = [], 0
+        while after is not None:
+            page = api.get(
+                f"members_groups/{group.pk}/members", {"at": at, "after_id": after, "per_page": 3}
+            ).json()
+            walked += [m["id"] for m in page["members"]]
+            after = page["pagination_info"]["next_after_id"]
+
+        assert body["pagination_info"]["total_count"] == len(held)
+        assert [m["id"] for m in body["members"]] == sorted(held)[:3]
+        assert walked == sorted(held)
+
+    before = api.get(f"members_groups/{group.pk}/members", {"at": "2000-01-01T00:00:00Z"})
+    assert before.json()["members"] == []
+    bad = api.get(f"members_groups/{group.pk}/members", {"at": "soon"})
+    assert bad.status_code == 422
+
+
+def test_the_stats_add_up_per_day_and_per_week(api: ClubClient, club: Club) -> None:
+    members = [MemberFactory(club=club, email=f"s{n}@example.com").pk for n in range(6)]
+    group = services.create_group(club=club, name="Stats")
+    services.add_member_ids(group=group, member_ids=members[:4], source="api")
+    services.remove_member_ids(group=group, member_ids=members[:1], source="api")
+    services.add_member_ids(group=group, member_ids=members[4:], source="api")
+    now = timezone.now()
+    # Spread the history over ten days: the first joins 9 days ago, the leave 5 days ago.
+    events = MembershipEvent.objects.filter(group_id=group.pk)
+    events.filter(member_id__in=members[:4], kind="joined").update(
+        created_at=now - timedelta(days=9)
+    )
+    events.filter(kind="left").update(created_at=now - timedelta(days=5))
+    path = f"members_groups/{group.pk}/stats"
+
+    daily = api.get(path, {"since": (now - timedelta(days=12)).date().isoformat()}).json()
+    weekly = api.get(path, {"interval": "week", "since": (now - timedelta(days=20)).date()})
+
+    group.refresh_from_db()
+    for body in (daily, weekly.json()):
+        stats = body["stats"]
+        assert stats[0]["size_at_start"] == 0
+        assert stats[-1]["size_at_end"] == group.members_count == 5
+        for interval in stats:
+            expected = interval["size_at_start"] + interval["joins"] - interval["leaves"]
+            assert interval["size_at_end"] == expected
+        for earlier, later in pairwise(stats):
+            assert later["size_at_start"] == earlier["size_at_end"]
+        assert sum(i["joins"] for i in stats) == 6
+        assert sum(i["leaves"] for i in stats) == 1
+    assert len(daily["stats"]) == 13
+    assert [i["joins"] for i in daily["stats"] if i["joins"]] == [4, 2]
+    assert all(date.fromisoformat(i["start"]).weekday() == 0 for i in weekly.json()["stats"])
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"interval": "month"}, "interval"),
+        ({"since": "2026-13-01"}, "since"),
+        ({"since": "2026-02-01", "until": "2026-01-01"}, "since"),
+        ({"since": "1990-01-01", "until": "2026-01-01"}, "since"),
+    ],
+)
+def test_bad_stats_parameters_are_422(
+    api: ClubClient, history: tuple[MembersGroup, list[int]], query: dict[str, str], field: str
+) -> None:
+    group, _ = history
+
+    response = api.get(f"members_groups/{group.pk}/stats", query)
+
+    assert response.status_code == 422
+    assert field in response.json()["details"]

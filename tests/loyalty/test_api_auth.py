@@ -59,6 +59,7 @@ OPERATIONS = [
     ("post", "audiences/preview", permits.AUDIENCES_PREVIEW, {"conditions": []}),
     ("get", "members_groups/{group}/members/{member}/explain", permits.GROUPS_SHOW, None),
     ("get", "members_groups/{group}/events", permits.GROUPS_EVENTS, None),
+    ("get", "members_groups/{group}/stats", permits.GROUPS_EVENTS, None),
     (
         "post",
         "members/imports",

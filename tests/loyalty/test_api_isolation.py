@@ -109,6 +109,7 @@ def test_filters_never_reach_the_other_club(api: APIClient, ours: Side, theirs: 
         ("delete", "members_groups/{group}", None),
         ("get", "members_groups/{group}/members", None),
         ("get", "members_groups/{group}/events", None),
+        ("get", "members_groups/{group}/stats", None),
         ("post", "members_groups/{group}/members", {"identifier_type": "id", "identifiers": [1]}),
         ("delete", "members_groups/{group}/members", {"identifier_type": "id", "identifiers": [1]}),
         ("get", "members/{member}", None),

@@ -17,6 +17,7 @@ OPERATIONS = {
     "members_groups/{id}/members": {"get", "post", "delete"},
     "members_groups/{id}/members/{member_id}/explain": {"get"},
     "members_groups/{id}/events": {"get"},
+    "members_groups/{id}/stats": {"get"},
     "members": {"get", "post"},
     "members/{id}": {"get", "put", "patch", "delete"},
     "members/{member_pk}/members_groups": {"get"},
