@@ -798,3 +798,25 @@ def leave_all_groups(*, member: Member, source: str, actor: str = "") -> None:
             f"WHERE club_id = %s AND {in_array('id', 'bigint')}",
             [member.club_id, array_param(group_ids)],
         )
+
+
+@transaction.atomic
+def prune_events(*, club: Club, before: datetime) -> int:
+    """Delete the club's membership events from before ``before``; return how many.
+
+    Per group and member, the last event before the cut is kept when it is a join: joins
+    and leaves alternate, so it alone carries the membership across the cut, and the
+    members at any moment after it (joins outnumbering leaves) stay what they were.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {EVENT_TABLE} WHERE club_id = %(club)s AND created_at < %(before)s "
+            "AND NOT (kind = %(joined)s AND NOT EXISTS (SELECT 1 FROM "
+            f"{EVENT_TABLE} later WHERE later.club_id = {EVENT_TABLE}.club_id "
+            f"AND later.member_id = {EVENT_TABLE}.member_id "
+            f"AND later.group_id = {EVENT_TABLE}.group_id AND later.created_at < %(before)s "
+            f"AND (later.created_at > {EVENT_TABLE}.created_at OR (later.created_at = "
+            f"{EVENT_TABLE}.created_at AND later.id > {EVENT_TABLE}.id))))",
+            {"club": club.pk, "before": before, "joined": EventKind.JOINED},
+        )
+        return cursor.rowcount

@@ -167,6 +167,8 @@ API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/min")
 # Most members one request of the import API may carry (SPEC section 6: bigger loads go
 # through the import_members command, which streams).
 MEMBER_IMPORT_MAX_MEMBERS = env.int("MEMBER_IMPORT_MAX_MEMBERS", default=10_000)
+# How many days of membership events `prune_membership_events` keeps (0: forever).
+MEMBERSHIP_EVENTS_RETENTION_DAYS = env.int("MEMBERSHIP_EVENTS_RETENTION_DAYS", default=0)
 # Recomputations over clubs with more members than this run as background tasks.
 RECOMPUTE_INLINE_MAX = env.int("RECOMPUTE_INLINE_MAX", default=50_000)
 
