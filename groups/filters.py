@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.http import QueryDict
-from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.request import Request
 
 from groups.models import EventKind, MembersGroup, MembershipEvent, Source
-from loyalty.errors import InvalidParameters
 from loyalty.pagination import (
     INTEGER_ARRAY,
     bool_param,
+    choice_param,
     int_list_param,
     int_param,
     query_parameter,
+    time_param,
 )
 
 
@@ -60,27 +58,6 @@ class MembersGroupFilter(BaseFilterBackend):
         ]
 
 
-def _choice(query: QueryDict, name: str, choices: list[str]) -> str | None:
-    raw = query.get(name)
-    if raw is not None and raw not in choices:
-        raise InvalidParameters.field(name, "invalid_choice", value=raw, choices=choices)
-    return raw
-
-
-def time_param(query: QueryDict, name: str) -> datetime | None:
-    """An ISO 8601 date and time; without an offset it is UTC."""
-    raw = query.get(name)
-    if raw is None:
-        return None
-    try:
-        moment = parse_datetime(raw.strip())
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise InvalidParameters.field(name, "invalid_datetime", value=raw)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 class MembershipEventFilter(BaseFilterBackend):
     """Filter a group's events by ``member_id``, ``kind``, ``source``, ``since`` and ``until``."""
 
@@ -92,7 +69,7 @@ class MembershipEventFilter(BaseFilterBackend):
         if member_id is not None:
             queryset = queryset.filter(member_id=member_id)
         for field, choices in (("kind", EventKind.values), ("source", Source.values)):
-            value = _choice(query, field, choices)
+            value = choice_param(query, field, choices)
             if value is not None:
                 queryset = queryset.filter(**{field: value})
         since, until = time_param(query, "since"), time_param(query, "until")
@@ -119,21 +96,3 @@ class MembershipEventFilter(BaseFilterBackend):
             ),
             query_parameter("until", moment, "Before this time (ISO 8601; UTC without an offset)."),
         ]
-
-
-def date_param(query: QueryDict, name: str) -> date | None:
-    """A calendar date, YYYY-MM-DD."""
-    raw = query.get(name)
-    if raw is None:
-        return None
-    try:
-        day = parse_date(raw.strip())
-    except ValueError:
-        day = None
-    if day is None:
-        raise InvalidParameters.field(name, "invalid_date", value=raw)
-    return day
-
-
-def choice_param(query: QueryDict, name: str, choices: list[str]) -> str | None:
-    return _choice(query, name, choices)

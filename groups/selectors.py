@@ -11,7 +11,6 @@ from django.db.models import (
     BooleanField,
     Case,
     Count,
-    IntegerField,
     OuterRef,
     Q,
     QuerySet,
@@ -171,42 +170,10 @@ def _node_rule(group: MembersGroup, conditions: list[Any]) -> Q:
 
 
 def group_size_history(group: MembersGroup, *, days: int = 90) -> list[tuple[date, int]]:
-    """The group's size at the end of each of the last ``days`` days (the club's days).
-
-    One aggregate query sums the net joins of each day in the window over the event index
-    ``(club, group_id, created_at)``. The size before the window is the stored count less
-    every net join since; each day's size follows by adding that day's net.
-    """
-    zone = ZoneInfo(group.club.timezone)
-    today = timezone.now().astimezone(zone).date()
-    first_day = today - timedelta(days=days - 1)
-    nets = dict(
-        MembershipEvent.objects.filter(
-            club_id=group.club_id,
-            group_id=group.pk,
-            created_at__gte=datetime.combine(first_day, time.min, tzinfo=zone),
-        )
-        .annotate(day=TruncDate("created_at", tzinfo=zone))
-        .values("day")
-        .annotate(
-            net=Sum(
-                Case(
-                    When(kind=EventKind.JOINED, then=Value(1)),
-                    default=Value(-1),
-                    output_field=IntegerField(),
-                )
-            )
-        )
-        .order_by()
-        .values_list("day", "net")
-    )
-    size = group.members_count - sum(nets.values())
-    history = []
-    for offset in range(days):
-        day = first_day + timedelta(days=offset)
-        size += nets.get(day, 0)
-        history.append((day, size))
-    return history
+    """The group's size at the end of each of the last ``days`` days (the club's days)."""
+    today = timezone.now().astimezone(ZoneInfo(group.club.timezone)).date()
+    stats = group_stats(group, since=today - timedelta(days=days - 1), until=today, interval="day")
+    return [(interval.start, interval.size_at_end) for interval in stats]
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from groups import selectors, services
-from groups.filters import (
-    MembersGroupFilter,
-    MembershipEventFilter,
-    choice_param,
-    date_param,
-    time_param,
-)
+from groups.filters import MembersGroupFilter, MembershipEventFilter
 from groups.models import MembersGroup, MembershipEvent
 from groups.serializers import (
     BulkAddReportSerializer,
@@ -39,10 +33,13 @@ from loyalty.pagination import (
     PageRequest,
     SortOrder,
     after_id_param,
+    choice_param,
+    date_param,
     keyset_pagination_info,
     paginated_by,
     pagination_info,
     sort_keys,
+    time_param,
 )
 from loyalty.permits import (
     GROUPS_ADD_MEMBERS,

@@ -6,11 +6,13 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from django.db.models import F, Model, QuerySet
 from django.db.models.expressions import OrderBy
 from django.http import QueryDict
+from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
@@ -67,6 +69,41 @@ def bool_param(query: QueryDict, name: str) -> bool | None:
     if raw.strip().lower() in FALSE_VALUES:
         return False
     raise InvalidParameters.field(name, "invalid", value=raw)
+
+
+def choice_param(query: QueryDict, name: str, choices: list[str]) -> str | None:
+    raw = query.get(name)
+    if raw is not None and raw not in choices:
+        raise InvalidParameters.field(name, "invalid_choice", value=raw, choices=choices)
+    return raw
+
+
+def time_param(query: QueryDict, name: str) -> datetime | None:
+    """An ISO 8601 date and time; without an offset it is UTC."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = parse_datetime(raw.strip())
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise InvalidParameters.field(name, "invalid_datetime", value=raw)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def date_param(query: QueryDict, name: str) -> date | None:
+    """A calendar date, YYYY-MM-DD."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        day = parse_date(raw.strip())
+    except ValueError:
+        day = None
+    if day is None:
+        raise InvalidParameters.field(name, "invalid_date", value=raw)
+    return day
 
 
 def query_parameter(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:

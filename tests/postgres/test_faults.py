@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.management import call_command
 from django.db import connection, connections, transaction
+from django.db.models import QuerySet
 
 from groups import services as group_services
 from groups.models import MembersGroup, Membership, MembershipEvent
@@ -40,6 +41,26 @@ def backend_waiting_for_a_lock() -> int:
                 return int(row[0])
             time.sleep(0.02)
     raise AssertionError("nothing waited for the lock")
+
+
+def killed_while_waiting(locked: QuerySet[Any], work: Callable[[], object]) -> None:
+    """Run ``work`` in a thread (its own connection) and, once it waits for the row lock on
+    ``locked`` held here, terminate its database backend."""
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    with transaction.atomic():
+        locked.select_for_update().get()
+        thread.start()
+        pid = backend_waiting_for_a_lock()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    thread.join()
 
 
 def state(group: MembersGroup) -> tuple[Any, ...]:
@@ -70,26 +91,16 @@ def test_a_bulk_add_whose_connection_is_killed_writes_nothing_and_answers_json(
     client = client_for(club.slug, make_token(club)[1])
     responses: list[Any] = []
 
-    def bulk_add() -> None:
-        try:
-            responses.append(
-                client.post(
-                    f"members_groups/{manual.pk}/members",
-                    {"identifier_type": "id", "identifiers": ids},
-                )
+    # The bulk add writes the manual group's rows, then waits for the follower's lock.
+    killed_while_waiting(
+        MembersGroup.objects.filter(pk=follower.pk),
+        lambda: responses.append(
+            client.post(
+                f"members_groups/{manual.pk}/members",
+                {"identifier_type": "id", "identifiers": ids},
             )
-        finally:
-            connections.close_all()
-
-    request = threading.Thread(target=bulk_add)
-    with transaction.atomic():
-        # The bulk add writes the manual group's rows, then waits here for the follower.
-        MembersGroup.objects.select_for_update().get(pk=follower.pk)
-        request.start()
-        pid = backend_waiting_for_a_lock()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    request.join()
+        ),
+    )
 
     assert responses[0].status_code >= 500
     body = responses[0].json()
@@ -189,17 +200,8 @@ def test_an_import_whose_connection_is_killed_mid_batch_keeps_whole_batches_and_
             call_command("import_members", club.slug, str(path), "--batch-size", "50")
         except BaseException as exc:
             errors.append(exc)
-        finally:
-            connections.close_all()
 
-    thread = threading.Thread(target=run_import)
-    with transaction.atomic():
-        Member.objects.select_for_update().get(pk=old.pk)
-        thread.start()
-        pid = backend_waiting_for_a_lock()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    thread.join()
+    killed_while_waiting(Member.objects.filter(pk=old.pk), run_import)
 
     assert errors
     created = set(Member.objects.filter(club=club).values_list("email", flat=True))
