@@ -1,7 +1,8 @@
 """Admin of members groups, edited through groups.services; system groups are read-only.
 
 Each group also has a members page (``<id>/members/``) listing its members and its
-membership history, where a manual group's members are added or removed in bulk.
+membership history, where a manual group's members are added or removed in bulk, and a
+CSV download of its members (``<id>/members.csv``, also a list action for one group).
 """
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -24,9 +31,10 @@ from django.utils.html import format_html, format_html_join
 from audiences.conditions import ConditionError, Node, parse_conditions, referenced_group_ids
 from audiences.describe import describe_conditions
 from audiences.selectors import preview
-from groups import services
+from groups import services, webhook_admin  # noqa: F401 (registers the webhook admin)
 from groups.charts import size_chart
 from groups.dependencies import dependency_graph
+from groups.exports import members_csv_response
 from groups.forms import BulkMembersForm, GroupForm, rule_is_editable
 from groups.models import MembersGroup, Membership, MembershipEvent, Source
 from groups.selectors import group_size_history
@@ -187,6 +195,7 @@ class MembersGroupAdmin(ClubScopedAdmin):
     # The club is shown on every row: one join instead of a query per row.
     list_select_related = ["club"]
     readonly_fields = [*STORY_FIELDS, "rule", *DETAIL_FIELDS]
+    actions = ["export_members_csv"]
     delete_selected_confirmation_template = "admin/refusable_delete_selected_confirmation.html"
 
     def get_fields(self, request: HttpRequest, obj: MembersGroup | None = None) -> Sequence[str]:
@@ -205,9 +214,28 @@ class MembersGroupAdmin(ClubScopedAdmin):
         return not (obj is not None and obj.system) and super().has_delete_permission(request, obj)
 
     def action_checkbox(self, obj: MembersGroup) -> str:
-        # A system group cannot be selected: the list's only action deletes (and is refused
-        # for it anyway, should a forged request select it).
+        # A system group cannot be selected: deleting it is refused (also for a forged
+        # request), and its members are downloaded from its own page instead.
         return "" if obj.system else super().action_checkbox(obj)
+
+    @admin.action(description="Export members as CSV", permissions=["view"])
+    def export_members_csv(
+        self, request: HttpRequest, queryset: QuerySet[MembersGroup]
+    ) -> StreamingHttpResponse | None:
+        """Download the selected group's members; one group at a time, one file each.
+
+        The queryset holds only the user's clubs' groups, so another club's id selects none.
+        """
+        count = queryset.count()
+        if count != 1:
+            self.message_user(
+                request,
+                f"Select exactly one group to export its members ({count} selected); "
+                "nothing was exported.",
+                messages.WARNING,
+            )
+            return None
+        return members_csv_response(queryset.get())
 
     def can_change_members(self, request: HttpRequest, group: MembersGroup) -> bool:
         """Only a manual group's members are changed by hand; the others follow rules."""
@@ -375,13 +403,18 @@ class MembersGroupAdmin(ClubScopedAdmin):
             self.admin_site.admin_view(self.members_view),
             name=f"{self.opts.app_label}_{self.opts.model_name}_members",
         )
+        members_csv = path(
+            "<path:object_id>/members.csv",
+            self.admin_site.admin_view(self.members_csv_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_members_csv",
+        )
         preview = path(
             "preview/",
             self.admin_site.admin_view(self.preview_view),
             name=f"{self.opts.app_label}_{self.opts.model_name}_preview",
         )
         # Before the defaults, whose "<path:object_id>/" would take these URLs.
-        return [members, preview, *super().get_urls()]
+        return [members, members_csv, preview, *super().get_urls()]
 
     def preview_view(self, request: HttpRequest) -> JsonResponse:
         """Count who matches conditions typed in the form, before saving (JSON, for its JS).
@@ -410,6 +443,15 @@ class MembersGroupAdmin(ClubScopedAdmin):
         if result.impact is not None:
             body.update(joining=result.impact.joining, leaving=result.impact.leaving)
         return JsonResponse(body)
+
+    def members_csv_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
+        """Download a group's members as CSV (any group the user may view, system ones too)."""
+        group = self.get_object(request, unquote(object_id))
+        if group is None:
+            raise Http404("No such members group in your clubs.")
+        if not self.has_view_permission(request, group):
+            raise PermissionDenied
+        return members_csv_response(group, with_body=request.method != "HEAD")
 
     def members_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """List a group's members and history; on a manual group, add or remove in bulk."""

@@ -6,12 +6,14 @@ import csv
 import io
 from collections.abc import Iterator
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections, router
+from django.http import StreamingHttpResponse
 
 from groups.models import MembersGroup, Membership
 from members.models import Member
 
 EXPORT_COLUMNS = ("id", "email", "msisdn", "joined_at", "properties")
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 # Rows per chunk: big enough that the per-chunk overhead vanishes, small enough to stream.
 CHUNK_ROWS = 5000
 
@@ -23,11 +25,11 @@ JOINED_AT = {
 }
 
 
-def _select(group: MembersGroup) -> tuple[str, list[int]]:
+def _select(group: MembersGroup, vendor: str) -> tuple[str, list[int]]:
     member, membership = Member._meta.db_table, Membership._meta.db_table
     # The members in id order: the membership index (club, group, member) serves it.
     return (
-        f"SELECT m.id, m.email, m.msisdn, {JOINED_AT[connection.vendor]}, m.properties "
+        f"SELECT m.id, m.email, m.msisdn, {JOINED_AT[vendor]}, m.properties "
         f"FROM {membership} s "
         f"JOIN {member} m ON m.club_id = s.club_id AND m.id = s.member_id "
         "WHERE s.club_id = %s AND s.group_id = %s ORDER BY s.member_id",
@@ -35,13 +37,15 @@ def _select(group: MembersGroup) -> tuple[str, list[int]]:
     )
 
 
-def group_members_csv(group: MembersGroup) -> Iterator[bytes]:
-    """The header, then the members, as UTF-8 CSV chunks.
+def group_members_csv(group: MembersGroup, *, using: str = DEFAULT_DB_ALIAS) -> Iterator[bytes]:
+    """The header, then the members, as UTF-8 CSV chunks, read from the database ``using``.
 
     On PostgreSQL the server writes the CSV itself (``COPY ... TO STDOUT``) and this only
-    passes its chunks on; elsewhere the rows are fetched and written chunk by chunk.
+    passes its chunks on; elsewhere the rows are fetched and written chunk by chunk. The
+    query runs when the first chunk is asked for, and its cursor closes with the iterator.
     """
-    sql, params = _select(group)
+    connection = connections[using]
+    sql, params = _select(group, connection.vendor)
     # Lines end in \n, as PostgreSQL's CSV writes them.
     yield (",".join(EXPORT_COLUMNS) + "\n").encode()
     if connection.vendor == "postgresql":
@@ -62,3 +66,17 @@ def group_members_csv(group: MembersGroup) -> Iterator[bytes]:
             yield buffer.getvalue().encode()
             buffer.seek(0)
             buffer.truncate()
+
+
+def members_csv_response(group: MembersGroup, *, with_body: bool = True) -> StreamingHttpResponse:
+    """A download of the group's members as CSV, written while it is sent.
+
+    The members are read where the router sends this request's reads (the replica, for an
+    API GET with one configured), where the group itself was just read. The alias is picked
+    now: the body is written after the view has returned, once the request's routing is
+    reset. Without a body (a HEAD request) nothing is queried.
+    """
+    chunks = group_members_csv(group, using=router.db_for_read(Membership)) if with_body else ()
+    response = StreamingHttpResponse(chunks, content_type=CSV_CONTENT_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="members-group-{group.pk}.csv"'
+    return response

@@ -34,6 +34,7 @@ from audiences.conditions import (
 )
 from audiences.models import Audience
 from audiences.services import parse_or_refuse
+from groups import webhooks
 from groups.dependencies import (
     check_acyclic,
     dependants_in_order,
@@ -166,12 +167,16 @@ def _record(
     source: str,
     actor: str,
 ) -> None:
+    endpoints = webhooks.listening_endpoints(group.club_id, kind)
     cursor.execute(
         f"INSERT INTO {EVENT_TABLE} "
         "(club_id, group_id, member_id, kind, source, actor, created_at) "
-        f"SELECT %s, %s, ids.value, %s, %s, %s, %s FROM {array_rows('bigint', 'ids')}",
+        f"SELECT %s, %s, ids.value, %s, %s, %s, %s FROM {array_rows('bigint', 'ids')}"
+        + (" RETURNING id, group_id" if endpoints else ""),
         [group.club_id, group.pk, kind, source, actor, timezone.now(), array_param(member_ids)],
     )
+    if endpoints:
+        webhooks.queue_deliveries(group.club_id, kind, endpoints, cursor.fetchall())
 
 
 def _move_count(cursor: CursorWrapper, group: MembersGroup, delta: int) -> None:
@@ -646,14 +651,18 @@ def delete_group(*, group: MembersGroup, source: str, actor: str = "") -> None:
             for pk, name in MembersGroup.objects.filter(pk__in=users).values_list("pk", "name")
         )
         raise GroupInUse(f"The group is used by the conditions of: {names}.")
+    endpoints = webhooks.listening_endpoints(group.club_id, EventKind.LEFT)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {EVENT_TABLE} "
             "(club_id, group_id, member_id, kind, source, actor, created_at) "
             f"SELECT club_id, group_id, member_id, %s, %s, %s, %s FROM {MEMBERSHIP_TABLE} "
-            "WHERE club_id = %s AND group_id = %s",
+            "WHERE club_id = %s AND group_id = %s"
+            + (" RETURNING id, group_id" if endpoints else ""),
             [EventKind.LEFT, source, actor, timezone.now(), group.club_id, group.pk],
         )
+        if endpoints:
+            webhooks.queue_deliveries(group.club_id, EventKind.LEFT, endpoints, cursor.fetchall())
         cursor.execute(
             f"DELETE FROM {MEMBERSHIP_TABLE} WHERE club_id = %s AND group_id = %s",
             [group.club_id, group.pk],
@@ -779,10 +788,12 @@ def leave_all_groups(*, member: Member, source: str, actor: str = "") -> None:
         group_ids = sorted(row[0] for row in cursor.fetchall())
         if not group_ids:
             return
+        endpoints = webhooks.listening_endpoints(member.club_id, EventKind.LEFT)
         cursor.execute(
             f"INSERT INTO {EVENT_TABLE} "
             "(club_id, group_id, member_id, kind, source, actor, created_at) "
-            f"SELECT %s, g.value, %s, %s, %s, %s, %s FROM {array_rows('bigint', 'g')}",
+            f"SELECT %s, g.value, %s, %s, %s, %s, %s FROM {array_rows('bigint', 'g')}"
+            + (" RETURNING id, group_id" if endpoints else ""),
             [
                 member.club_id,
                 member.pk,
@@ -793,6 +804,8 @@ def leave_all_groups(*, member: Member, source: str, actor: str = "") -> None:
                 array_param(group_ids),
             ],
         )
+        if endpoints:
+            webhooks.queue_deliveries(member.club_id, EventKind.LEFT, endpoints, cursor.fetchall())
         cursor.execute(
             f"UPDATE {GROUP_TABLE} SET members_count = members_count - 1 "
             f"WHERE club_id = %s AND {in_array('id', 'bigint')}",

@@ -1,18 +1,29 @@
-"""The members groups endpoints, their members in bulk, and the groups of one member."""
+"""The members groups endpoints, their members in bulk and as CSV, and the groups of one member."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from django.http import StreamingHttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from groups import selectors, services
+from groups.exports import EXPORT_COLUMNS, members_csv_response
 from groups.filters import MembersGroupFilter, MembershipEventFilter
 from groups.models import MembersGroup, MembershipEvent
 from groups.serializers import (
@@ -62,6 +73,12 @@ INTERVALS = {"day": 1, "week": 7}
 MAX_INTERVALS = 366
 GROUP_SORTABLE = ("id", "name", "type", "members_count", "created_at", "updated_at")
 GroupsPagination = paginated_by("members_groups")
+# A group's members as CSV, for the API docs.
+CSV_EXAMPLE = (
+    ",".join(EXPORT_COLUMNS) + "\n"
+    '17,ann@example.com,4740769126,2025-03-01T09:30:00Z,"{""tier"": ""gold""}"\n'
+    "18,,4790000000,2025-03-02T10:00:00Z,{}\n"
+)
 
 GROUP_MEMBERS_PARAMETERS = [
     OpenApiParameter(
@@ -92,6 +109,20 @@ GROUP_MEMBERS_PARAMETERS = [
         description="asc (default) or desc.",
     ),
 ]
+
+
+class FormatInPath(DefaultContentNegotiation):
+    """Negotiation for a path that names its format (``members.csv``): there is none.
+
+    The view writes that format whatever the Accept header or ``?format=`` asks, as a file
+    download would, and its errors are rendered by its only renderer, JSON. A client whose
+    library sends ``Accept: application/json`` everywhere gets the file, not a 406.
+    """
+
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        return renderers[0], renderers[0].media_type
 
 
 @extend_schema_view(
@@ -131,6 +162,8 @@ class MembersGroupViewSet(ClubScopedViewSet):
         "partial_update": GROUPS_UPDATE,
         "destroy": GROUPS_DESTROY,
         "members": GROUPS_SHOW,
+        # The same members as the list above, in another format: the same permit.
+        "members_csv": GROUPS_SHOW,
         "add_members": GROUPS_ADD_MEMBERS,
         "remove_members": GROUPS_REMOVE_MEMBERS,
         "explain": GROUPS_SHOW,
@@ -236,6 +269,53 @@ class MembersGroupViewSet(ClubScopedViewSet):
             group=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
         )
         return Response(BulkRemoveReportSerializer(result).data)
+
+    @extend_schema(
+        summary="Download a group's members as CSV",
+        operation_id="members_groups_members_csv_retrieve",
+        description="Every member of the group, in id order, as one CSV file streamed while "
+        "it is read (any size; no pages). Columns: " + ", ".join(EXPORT_COLUMNS) + "; "
+        "joined_at in UTC (ISO 8601), properties as JSON, an absent email or msisdn empty. "
+        "The path names the format: the body is CSV whatever the Accept header says, and "
+        f"errors are JSON. Permit: {GROUPS_SHOW}, as for listing the group's members.",
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="The CSV file (Content-Disposition: attachment).",
+                examples=[
+                    OpenApiExample(
+                        "Two members",
+                        value=CSV_EXAMPLE,
+                        media_type="text/csv",
+                        response_only=True,
+                    )
+                ],
+            )
+        },
+        parameters=[
+            OpenApiParameter(
+                "Content-Disposition",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description='attachment; filename="members-group-<id>.csv"',
+            )
+        ],
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"members\.csv",
+        url_name="members-csv",
+        pagination_class=None,
+        filter_backends=[],
+        renderer_classes=[JSONRenderer],
+        content_negotiation_class=FormatInPath,
+    )
+    def members_csv(
+        self, request: Request, loyalty_club_slug: str, pk: str
+    ) -> StreamingHttpResponse:
+        return members_csv_response(self.get_object(), with_body=request.method != "HEAD")
 
     @extend_schema(
         summary="List a group's membership events",

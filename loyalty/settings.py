@@ -169,6 +169,13 @@ API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/min")
 MEMBER_IMPORT_MAX_MEMBERS = env.int("MEMBER_IMPORT_MAX_MEMBERS", default=10_000)
 # How many days of membership events `prune_membership_events` keeps (0: forever).
 MEMBERSHIP_EVENTS_RETENTION_DAYS = env.int("MEMBERSHIP_EVENTS_RETENTION_DAYS", default=0)
+# Webhooks: how long a receiver may take to answer, and for how long failed deliveries
+# are retried (with exponential back-off) before they are marked failed.
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+WEBHOOKS_RETRY_HOURS = env.float("WEBHOOKS_RETRY_HOURS", default=24.0)
+# Webhook URLs on private, loopback or this machine's addresses are refused unless this is
+# set (for receivers on a private network, and for the tests' local receiver).
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", default=False)
 # Recomputations over clubs with more members than this run as background tasks.
 RECOMPUTE_INLINE_MAX = env.int("RECOMPUTE_INLINE_MAX", default=50_000)
 

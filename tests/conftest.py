@@ -18,7 +18,7 @@ from loyalty.models import Club
 from tests.factories import ClubFactory
 
 # The API clients and tokens (tests/api_fixtures.py), for every test module.
-pytest_plugins = ["tests.api_fixtures"]
+pytest_plugins = ["tests.api_fixtures", "tests.webhook_receiver"]
 
 # Run in the PostgreSQL pass of ``make test`` only, not collected in the SQLite pass:
 # ``postgres`` proves what only a PostgreSQL server has (row locks under concurrency,

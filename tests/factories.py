@@ -8,7 +8,7 @@ import factory
 from factory.django import DjangoModelFactory
 
 from groups import services as group_services
-from groups.models import MembersGroup
+from groups.models import MembersGroup, WebhookEndpoint
 from loyalty import services as loyalty_services
 from loyalty.models import Club
 from members import services as member_services
@@ -51,3 +51,11 @@ class GroupFactory(DjangoModelFactory[MembersGroup]):
     @classmethod
     def _create(cls, model_class: type[MembersGroup], *args: Any, **kwargs: Any) -> MembersGroup:
         return group_services.create_group(**kwargs)
+
+
+class WebhookEndpointFactory(DjangoModelFactory[WebhookEndpoint]):
+    club = factory.SubFactory(ClubFactory)
+    url = "https://hooks.example.com/members-groups"
+
+    class Meta:
+        model = WebhookEndpoint

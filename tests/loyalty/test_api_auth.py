@@ -31,6 +31,7 @@ OPERATIONS = [
     ("patch", "members_groups/{group}", permits.GROUPS_UPDATE, {"name": "Renamed"}),
     ("delete", "members_groups/{group}", permits.GROUPS_DESTROY, None),
     ("get", "members_groups/{group}/members", permits.GROUPS_SHOW, None),
+    ("get", "members_groups/{group}/members.csv", permits.GROUPS_SHOW, None),
     (
         "post",
         "members_groups/{group}/members",

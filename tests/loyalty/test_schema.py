@@ -15,6 +15,7 @@ OPERATIONS = {
     "members_groups": {"get", "post"},
     "members_groups/{id}": {"get", "put", "patch", "delete"},
     "members_groups/{id}/members": {"get", "post", "delete"},
+    "members_groups/{id}/members.csv": {"get"},
     "members_groups/{id}/members/{member_id}/explain": {"get"},
     "members_groups/{id}/events": {"get"},
     "members_groups/{id}/stats": {"get"},

@@ -1,5 +1,6 @@
 """The background tasks on Redis: the RQ backend of Django's task framework, two worker
-processes at once, the same invariants as the concurrency test.
+processes at once, the same invariants as the concurrency test, and every membership event
+sent to the clubs' webhooks exactly once.
 
 Redis must run on REDIS_URL (default 127.0.0.1:6379; ``make test`` starts one where it can).
 The test uses its own Redis database number and empties it first.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,13 @@ import redis
 from django.core.management import call_command
 from django.db import connection
 
-from groups.models import MembersGroup, Membership
+from groups.models import MembersGroup, Membership, MembershipEvent, WebhookDelivery
 from loyalty.models import Club
 from members.models import Member, MemberImport
 from tests.api_fixtures import ClubClient
-from tests.factories import ClubFactory
+from tests.factories import ClubFactory, WebhookEndpointFactory
 from tests.helpers import assert_consistent, cond
+from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,6 +58,8 @@ def run_two_workers() -> None:
         "DATABASE_URL": database_url(),
         "TASK_BACKEND": RQ_BACKEND,
         "REDIS_URL": REDIS_URL,
+        # The receiver listens on 127.0.0.1.
+        "WEBHOOKS_ALLOW_PRIVATE_ADDRESSES": "true",
     }
     command = [sys.executable, "manage.py", "rqworker", "--burst", "--job-class"]
     workers = [
@@ -80,11 +85,12 @@ def database_url() -> str:
     return f"postgres://{conf['USER']}@{conf['HOST'] or '127.0.0.1'}:{port}/{conf['NAME']}"
 
 
-def test_recomputations_and_imports_run_on_rq_with_two_workers(
-    rq_tasks: redis.Redis, make_client: Callable[..., ClubClient]
+def test_recomputations_imports_and_webhooks_run_on_rq_with_two_workers(
+    rq_tasks: redis.Redis, make_client: Callable[..., ClubClient], receiver: Receiver
 ) -> None:
     clubs = [ClubFactory(slug=f"rq-{n}") for n in range(2)]
     for club in clubs:
+        WebhookEndpointFactory(club=club, url=f"{receiver.url}/{club.slug}")
         api = make_client(club)
         members = [{"email": f"m{n}@rq.example", "properties": {"points": n}} for n in range(300)]
         response = api.post(
@@ -117,6 +123,7 @@ def test_recomputations_and_imports_run_on_rq_with_two_workers(
     run_two_workers()
 
     check_invariants(clubs)
+    check_webhooks(clubs, receiver)
 
 
 def check_invariants(clubs: list[Club]) -> None:
@@ -129,3 +136,18 @@ def check_invariants(clubs: list[Club]) -> None:
             assert group.members_count == 300 - low
             assert Membership.objects.filter(group=group).count() == 300 - low
     call_command("recompute_groups", "--check")
+
+
+def check_webhooks(clubs: list[Club], receiver: Receiver) -> None:
+    """Each club's endpoint got each of its club's events once, in batches of 1,000 at most."""
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}
+    for club in clubs:
+        received = Counter(
+            (e["id"], e["kind"], e["group_id"], e["member_id"])
+            for r in receiver.accepted(f"/{club.slug}")
+            for e in r.events
+        )
+        recorded = MembershipEvent.objects.filter(club=club)
+        assert received == Counter(recorded.values_list("id", "kind", "group_id", "member_id"))
+        # 300 imports join All members, then three rules add 300, 200 and 100 members.
+        assert recorded.count() == 900

@@ -1,0 +1,167 @@
+"""Admin of webhook endpoints (registered by club staff) and their deliveries (read-only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from groups import webhooks
+from groups.models import MembersGroup, WebhookDelivery, WebhookEndpoint
+from loyalty import outbound
+from loyalty.admin import ClubFilter, ClubScopedAdmin, ServiceModelForm, managed_clubs
+
+
+class WebhookEndpointForm(ServiceModelForm):
+    url = forms.URLField(label="URL", max_length=2000, assume_scheme="https")
+    groups = forms.ModelMultipleChoiceField(
+        queryset=MembersGroup.objects.none(),
+        required=False,
+        help_text="Leave empty for every group of the club, present and future.",
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["club", "url", "description", "groups", "on_join", "on_leave", "active"]
+
+    def __init__(self, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        clubs = managed_clubs(request)
+        self.fields["groups"].queryset = MembersGroup.objects.filter(club__in=clubs).order_by(
+            "club_id", "name"
+        )
+        if self.instance.pk:
+            self.initial["groups"] = self.instance.group_ids
+
+    def clean_url(self) -> str:
+        url: str = self.cleaned_data["url"]
+        try:
+            outbound.check_url(url)
+        except outbound.RefusedAddress as refusal:
+            raise forms.ValidationError(str(refusal)) from refusal
+        return url
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        club = cleaned.get("club") or getattr(self.instance, "club", None)
+        groups = cleaned.get("groups") or []
+        if club is not None and any(group.club_id != club.pk for group in groups):
+            self.add_error("groups", "Choose groups of the endpoint's own club.")
+        if not (cleaned.get("on_join") or cleaned.get("on_leave")):
+            self.add_error("on_leave", "Choose joins, leaves or both.")
+        self.instance.group_ids = sorted(group.pk for group in groups)
+        return cleaned
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ClubScopedAdmin):
+    form = WebhookEndpointForm
+    list_display = ["__str__", "club", "url", "groups_listened", "on_join", "on_leave", "active"]
+    list_filter = [ClubFilter, "active"]
+    search_fields = ["url", "description"]
+    list_select_related = ["club"]
+    readonly_fields = ["secret", "deliveries_link", "created_at", "updated_at"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        form = super().get_form(request, obj, change, **kwargs)
+
+        class RequestForm(form):  # type: ignore[valid-type,misc]
+            def __init__(self, *args: Any, **kw: Any) -> None:
+                super().__init__(*args, request=request, **kw)
+
+        return RequestForm
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+        fields = [*WebhookEndpointForm.Meta.fields]
+        # The secret is made when the endpoint is saved; shown from then on to set up the receiver.
+        return fields if obj is None else [*fields, *self.readonly_fields]
+
+    @admin.display(description="groups")
+    def groups_listened(self, endpoint: WebhookEndpoint) -> str:
+        return f"{len(endpoint.group_ids)} chosen" if endpoint.group_ids else "all"
+
+    @admin.display(description="deliveries")
+    def deliveries_link(self, endpoint: WebhookEndpoint) -> str:
+        url = reverse("admin:groups_webhookdelivery_changelist")
+        return format_html('<a href="{}?endpoint={}">Deliveries</a>', url, endpoint.pk)
+
+
+class EndpointFilter(admin.SimpleListFilter):
+    """The endpoints of the clubs the user manages (a plain field filter would list all)."""
+
+    title = "endpoint"
+    parameter_name = "endpoint"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[int, str]]:
+        endpoints = WebhookEndpoint.objects.filter(club__in=managed_clubs(request))
+        return [(endpoint.pk, str(endpoint)) for endpoint in endpoints]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(endpoint_id=value) if value.isdigit() else queryset.none()
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ClubScopedAdmin):
+    list_display = [
+        "id",
+        "endpoint",
+        "status",
+        "events_count",
+        "attempts",
+        "response_status",
+        "created_at",
+        "last_attempt_at",
+        "next_attempt_at",
+    ]
+    list_filter = [ClubFilter, "status", EndpointFilter]
+    # The endpoint is shown by its URL: one join instead of a query per row.
+    list_select_related = ["endpoint"]
+    actions = ["resend"]
+    fields = [
+        "club",
+        "endpoint",
+        "status",
+        "events_count",
+        "event_ids",
+        "attempts",
+        "created_at",
+        "last_attempt_at",
+        "next_attempt_at",
+        "retry_until",
+        "delivered_at",
+        "response_status",
+        "response_body",
+        "error",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deliveries are a record: nothing in them is edited, they are only sent again.
+        return False
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        # Whoever may change the club's endpoints may have their deliveries sent again.
+        return request.user.has_perm("groups.change_webhookendpoint")
+
+    @admin.action(description="Send the selected deliveries again", permissions=["resend"])
+    def resend(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        ids = webhooks.resend_deliveries(queryset)
+        self.message_user(
+            request,
+            f"{len(ids)} deliveries will be sent again (pending ones are already on their way).",
+            messages.SUCCESS,
+        )
