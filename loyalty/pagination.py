@@ -24,6 +24,8 @@ PER_PAGE_DEFAULT = 100
 PER_PAGE_MAX = 1000
 # Largest value of a PostgreSQL bigint: a bigger id cannot exist, and would fail in SQL.
 MAX_ID = 2**63 - 1
+# Beyond it the page's offset would not fit PostgreSQL's bigint.
+PAGE_NO_MAX = MAX_ID // PER_PAGE_MAX
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
 DIRECTIONS = ("asc", "desc")
@@ -89,7 +91,13 @@ def time_param(query: QueryDict, name: str) -> datetime | None:
         moment = None
     if moment is None:
         raise InvalidParameters.field(name, "invalid_datetime", value=raw)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        # In UTC: PostgreSQL refuses offsets beyond 15:59 that Python parses.
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidParameters.field(name, "invalid_datetime", value=raw) from None
 
 
 def date_param(query: QueryDict, name: str) -> date | None:
@@ -124,7 +132,7 @@ class PageRequest:
 
     @classmethod
     def from_query(cls, query: QueryDict) -> PageRequest:
-        page_no = int_param(query, "page_no") or 1
+        page_no = int_param(query, "page_no", max_value=PAGE_NO_MAX) or 1
         per_page = int_param(query, "per_page", max_value=PER_PAGE_MAX) or PER_PAGE_DEFAULT
         return cls(page_no=page_no, per_page=per_page)
 
@@ -217,7 +225,11 @@ PAGINATION_INFO_SCHEMA: dict[str, Any] = {
 }
 
 PAGE_PARAMETERS = [
-    query_parameter("page_no", {"type": "integer", "minimum": 1, "default": 1}, "Page number."),
+    query_parameter(
+        "page_no",
+        {"type": "integer", "minimum": 1, "maximum": PAGE_NO_MAX, "default": 1},
+        "Page number.",
+    ),
     query_parameter(
         "per_page",
         {"type": "integer", "minimum": 1, "maximum": PER_PAGE_MAX, "default": PER_PAGE_DEFAULT},

@@ -116,7 +116,8 @@ class ApiAutoSchema(AutoSchema):
         codes = set(ALWAYS)
         if self.method in ("POST", "PUT", "PATCH") or self.get_request_serializer() is not None:
             codes.update(WITH_BODY)
-        if self._is_list_view():
+        # A bad query parameter is refused with 422 details, on lists and elsewhere.
+        if self._is_list_view() or any(p["in"] == "query" for p in self._get_parameters()):
             codes.add(422)
         if self.view.action in self.view.not_allowed_actions:
             codes.add(405)

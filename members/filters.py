@@ -18,7 +18,7 @@ from members import selectors
 from members.models import Member
 from members.normalize import InvalidIdentifier, normalize_email, normalize_msisdn
 
-PROPERTY_PARAM = re.compile(r"properties\[([^\[\]]+)\](\[\])?")
+PROPERTY_PARAM = re.compile(r"properties\[([^\[\]\x00-\x1f\x7f]+)\](\[\])?")
 
 
 def filter_properties(queryset: QuerySet[Member], query: QueryDict) -> QuerySet[Member]:
@@ -31,8 +31,8 @@ def filter_properties(queryset: QuerySet[Member], query: QueryDict) -> QuerySet[
         match = PROPERTY_PARAM.fullmatch(param)
         if match is None:
             if param.startswith("properties"):
-                # properties, properties[] or properties[a][b]: a filter without its key is
-                # refused rather than silently ignored.
+                # properties, properties[], properties[a][b] or a key with control characters:
+                # a filter without a usable key is refused rather than silently ignored.
                 raise InvalidParameters.field("properties", "invalid", parameter=param)
             continue
         key, is_list = match.groups()

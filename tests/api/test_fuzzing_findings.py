@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from loyalty.models import Club
 from tests.api_fixtures import ClubClient
+from tests.factories import GroupFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -102,9 +104,11 @@ def test_an_imported_row_with_a_bad_value_is_still_only_rejected(api: ClubClient
     assert response.status_code == 202
 
 
-@pytest.mark.parametrize("param", ["properties", "properties[]", "properties[a][b]"])
-def test_a_properties_filter_without_its_key_is_refused(api: ClubClient, param: str) -> None:
-    response = api.get(f"members?{param}=x")
+@pytest.mark.parametrize(
+    "param", ["properties", "properties[]", "properties[a][b]", "properties[a\x1fb]"]
+)
+def test_a_properties_filter_without_a_usable_key_is_refused(api: ClubClient, param: str) -> None:
+    response = api.get("members", {param: "x"})
 
     assert response.status_code == 422
     assert response.json()["details"] == {
@@ -112,8 +116,34 @@ def test_a_properties_filter_without_its_key_is_refused(api: ClubClient, param: 
     }
 
 
+@pytest.mark.parametrize("path", ["members", "members_groups", "audiences"])
+def test_a_page_number_whose_offset_would_overflow_is_refused(api: ClubClient, path: str) -> None:
+    response = api.get(path, {"page_no": "4336202237825377792"})
+
+    assert response.status_code == 422
+    assert response.json()["details"]["page_no"][0]["error"] == "max_value"
+
+
 def test_a_post_to_an_unknown_path_outside_any_club_is_the_json_404(api: Any) -> None:
     response = api.post("/v3/", {"name": "x"}, format="json")
 
     assert response.status_code == 404
     assert set(response.json()) == {"error"}
+
+
+@pytest.mark.parametrize(
+    ("since", "status"),
+    [
+        ("0897-11-16T06:23:54.0-19:12", 200),
+        ("2026-01-01T00:00:00+23:59", 200),
+        ("0001-01-01T00:10:00+05:00", 422),
+    ],
+)
+def test_an_offset_postgresql_would_refuse_is_read_in_utc(
+    api: ClubClient, club: Club, since: str, status: int
+) -> None:
+    group = GroupFactory(club=club)
+
+    response = api.get(f"members_groups/{group.pk}/events", {"since": since})
+
+    assert response.status_code == status

@@ -122,13 +122,18 @@ def world(db: None, settings: Any, same_connection: None) -> dict[str, str]:
     REAL_IDS.clear()
     REAL_IDS.update(
         {
-            "/{loyalty_club_slug}/members_groups/{id}:id": group_ids,
-            "/{loyalty_club_slug}/members_groups/{id}/members:id": group_ids,
-            "/{loyalty_club_slug}/members_groups/{id}/members/{member_id}/explain:id": group_ids,
+            "/v3/{loyalty_club_slug}/members_groups/{id}:id": group_ids,
+            "/v3/{loyalty_club_slug}/members_groups/{id}/members:id": group_ids,
+            "/v3/{loyalty_club_slug}/members_groups/{id}/members.csv:id": group_ids,
+            "/v3/{loyalty_club_slug}/members_groups/{id}/events:id": group_ids,
+            "/v3/{loyalty_club_slug}/members_groups/{id}/stats:id": group_ids,
+            "/v3/{loyalty_club_slug}/members_groups/{id}/members/{member_id}/explain:id": (
+                group_ids
+            ),
             "member_id": member_ids,
             "member_pk": member_ids,
-            "/{loyalty_club_slug}/members/{id}:id": member_ids,
-            "/{loyalty_club_slug}/audiences/{id}:id": audience_ids,
+            "/v3/{loyalty_club_slug}/members/{id}:id": member_ids,
+            "/v3/{loyalty_club_slug}/audiences/{id}:id": audience_ids,
             "import_id": ["seeded-import"],
         }
     )
