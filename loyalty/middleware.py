@@ -7,10 +7,11 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connections
 from django.http import HttpRequest, HttpResponse
 
 from loyalty.logs import request_id
@@ -70,8 +71,16 @@ class DatabaseTimeoutsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if connection.vendor != "postgresql":
+        # Every PostgreSQL alias: a replica's reads are bounded like the primary's.
+        with ExitStack() as stack:
+            for alias in connections:
+                if connections[alias].vendor == "postgresql":
+                    stack.enter_context(connections[alias].execute_wrapper(self._timeouts_once()))
             return self.get_response(request)
+
+    @staticmethod
+    def _timeouts_once() -> Callable[..., Any]:
+        """An execute wrapper that sets the timeouts before the connection's first statement."""
         applied = False
 
         def set_timeouts(
@@ -91,5 +100,4 @@ class DatabaseTimeoutsMiddleware:
                 applied = True
             return execute(sql, params, many, context)
 
-        with connection.execute_wrapper(set_timeouts):
-            return self.get_response(request)
+        return set_timeouts

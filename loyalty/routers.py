@@ -21,6 +21,9 @@ READ_METHODS = ("GET", "HEAD")
 # The service's own data; Django's tables (the cache that counts rate limits, sessions,
 # users) stay on the primary.
 REPLICATED_APPS = frozenset({"loyalty", "members", "audiences", "groups"})
+# Read on the primary even so: a token revoked a moment ago must not still work on a
+# replica that lags.
+PRIMARY_MODELS = frozenset({"loyalty.apitoken"})
 
 _replica_reads: ContextVar[bool] = ContextVar("replica_reads", default=False)
 
@@ -30,6 +33,7 @@ class ReplicaRouter:
         if (
             _replica_reads.get()
             and model._meta.app_label in REPLICATED_APPS
+            and model._meta.label_lower not in PRIMARY_MODELS
             and not connections[DEFAULT_DB_ALIAS].in_atomic_block
         ):
             return REPLICA

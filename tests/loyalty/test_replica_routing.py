@@ -53,7 +53,12 @@ def test_a_list_and_a_show_read_from_the_replica(
 
         assert response.status_code == 200, path
         assert any("members" in sql for sql in on_replica), path
-        assert not [sql for sql in primary if PROJECT_TABLE.search(sql)], path
+        # Only the token is read on the primary, so that a revocation takes effect at once.
+        assert [sql for sql in primary if PROJECT_TABLE.search(sql)] == [
+            sql for sql in primary if 'FROM "loyalty_apitoken"' in sql
+        ], path
+        assert any('FROM "loyalty_apitoken"' in sql for sql in primary), path
+        assert not [sql for sql in on_replica if "loyalty_apitoken" in sql], path
 
 
 def test_a_write_request_reads_and_writes_on_the_primary_only(

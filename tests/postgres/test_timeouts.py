@@ -9,10 +9,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from groups.models import MembersGroup, Membership, MembershipEvent
 from loyalty.models import Club
+from loyalty.routers import REPLICA
 from tests.api_fixtures import ClubClient
 from tests.factories import ClubFactory, GroupFactory, MemberFactory
 
@@ -128,3 +129,20 @@ def test_commands_and_the_worker_connect_without_the_web_timeouts(
 
     assert outside == "0"
     assert show_statement_timeout() == f"{STATEMENT_TIMEOUT_MS}ms"
+
+
+@pytest.mark.django_db(transaction=True, databases=[DEFAULT_DB_ALIAS, REPLICA])
+def test_reads_sent_to_the_replica_get_the_web_timeouts_too(
+    web_timeouts: None, setup: tuple[ClubClient, MembersGroup], settings: Any
+) -> None:
+    settings.DATABASE_ROUTERS = ["loyalty.routers.ReplicaRouter"]
+    api, _group = setup
+    connections[REPLICA].close()
+
+    assert api.get("members_groups").status_code == 200
+
+    with connections[REPLICA].cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        on_replica = cursor.fetchone()[0]
+        cursor.execute("RESET statement_timeout; RESET lock_timeout")
+    assert on_replica == f"{STATEMENT_TIMEOUT_MS}ms"
