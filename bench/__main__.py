@@ -20,7 +20,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--updates", type=int, default=30)
-    parser.add_argument("--only", choices=["api", "automatic", "imports", "load", "admin"])
+    parser.add_argument(
+        "--only", choices=["api", "automatic", "imports", "load", "admin", "ledger", "webhooks"]
+    )
     parser.add_argument("--import-members", type=int, default=1_000_000)
     parser.add_argument(
         "--load-users",
@@ -47,11 +49,19 @@ def main() -> None:
         load.run(club_id, args.members, args.load_users, args.load_seconds, args.load_wait)
     if args.only in (None, "admin"):
         # In its own process: it runs Django against the bench database.
-        env = {**os.environ, "DATABASE_URL": BENCH_DATABASE_URL, "LOG_LEVEL": "WARNING"}
-        code = "from bench.admin_pages import main; main()"
-        subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), "shell", "-c", code], env=env, check=True
-        )
+        django_shell("from bench.admin_pages import main; main()")
+    if args.only in (None, "ledger"):
+        django_shell(f"from bench.ledger import main; main(runs={args.runs})")
+    if args.only in (None, "webhooks"):
+        django_shell("from bench.webhooks import main; main()")
+
+
+def django_shell(code: str) -> None:
+    """Run ``code`` in ``manage.py shell`` against the bench database."""
+    env = {**os.environ, "DATABASE_URL": BENCH_DATABASE_URL, "LOG_LEVEL": "WARNING"}
+    subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "shell", "-c", code], env=env, check=True
+    )
 
 
 if __name__ == "__main__":
