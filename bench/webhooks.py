@@ -106,7 +106,7 @@ def main() -> None:
     assert sent == len(deliveries), (sent, len(deliveries))
 
     # The floor: the same bodies, already built, posted on one kept-alive connection.
-    bodies = [webhooks.body_of(d) for d in deliveries]
+    bodies = [webhooks.body_of(d)[0] for d in deliveries]
     connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1])
     started = time.perf_counter()
     for body in bodies:

@@ -167,7 +167,7 @@ def _record(
     source: str,
     actor: str,
 ) -> None:
-    endpoints = webhooks.listening_endpoints(group.club_id, kind)
+    endpoints = webhooks.listening_endpoints(group.club_id, kind, [group.pk])
     cursor.execute(
         f"INSERT INTO {EVENT_TABLE} "
         "(club_id, group_id, member_id, kind, source, actor, created_at) "
@@ -651,7 +651,7 @@ def delete_group(*, group: MembersGroup, source: str, actor: str = "") -> None:
             for pk, name in MembersGroup.objects.filter(pk__in=users).values_list("pk", "name")
         )
         raise GroupInUse(f"The group is used by the conditions of: {names}.")
-    endpoints = webhooks.listening_endpoints(group.club_id, EventKind.LEFT)
+    endpoints = webhooks.listening_endpoints(group.club_id, EventKind.LEFT, [group.pk])
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {EVENT_TABLE} "
@@ -788,7 +788,7 @@ def leave_all_groups(*, member: Member, source: str, actor: str = "") -> None:
         group_ids = sorted(row[0] for row in cursor.fetchall())
         if not group_ids:
             return
-        endpoints = webhooks.listening_endpoints(member.club_id, EventKind.LEFT)
+        endpoints = webhooks.listening_endpoints(member.club_id, EventKind.LEFT, group_ids)
         cursor.execute(
             f"INSERT INTO {EVENT_TABLE} "
             "(club_id, group_id, member_id, kind, source, actor, created_at) "

@@ -17,6 +17,8 @@ from groups.models import MembersGroup, WebhookDelivery, WebhookEndpoint
 from loyalty import outbound
 from loyalty.admin import ClubFilter, ClubScopedAdmin, ServiceModelForm, managed_clubs
 
+MIN_SECRET_LENGTH = 16
+
 
 class WebhookEndpointForm(ServiceModelForm):
     url = forms.URLField(label="URL", max_length=2000, assume_scheme="https")
@@ -28,7 +30,20 @@ class WebhookEndpointForm(ServiceModelForm):
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["club", "url", "description", "groups", "on_join", "on_leave", "active"]
+        fields = [
+            "club",
+            "url",
+            "description",
+            "secret",
+            "groups",
+            "on_join",
+            "on_leave",
+            "active",
+        ]
+        help_texts = {
+            "secret": "Signs every delivery (X-Webhook-Signature). A new one is generated; "
+            "put in the receiver's own instead if it has one (16 characters or more).",
+        }
 
     def __init__(self, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -38,6 +53,15 @@ class WebhookEndpointForm(ServiceModelForm):
         )
         if self.instance.pk:
             self.initial["groups"] = self.instance.group_ids
+
+    def clean_secret(self) -> str:
+        secret: str = self.cleaned_data["secret"].strip()
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise forms.ValidationError(
+                f"Use at least {MIN_SECRET_LENGTH} characters: the secret is all that proves "
+                "a delivery came from this service."
+            )
+        return secret
 
     def clean_url(self) -> str:
         url: str = self.cleaned_data["url"]
@@ -66,7 +90,7 @@ class WebhookEndpointAdmin(ClubScopedAdmin):
     list_filter = [ClubFilter, "active"]
     search_fields = ["url", "description"]
     list_select_related = ["club"]
-    readonly_fields = ["secret", "deliveries_link", "created_at", "updated_at"]
+    readonly_fields = ["deliveries_link", "created_at", "updated_at"]
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -81,7 +105,9 @@ class WebhookEndpointAdmin(ClubScopedAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
         fields = [*WebhookEndpointForm.Meta.fields]
-        # The secret is made when the endpoint is saved; shown from then on to set up the receiver.
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Who may only look does not get the means to forge deliveries.
+            fields.remove("secret")
         return fields if obj is None else [*fields, *self.readonly_fields]
 
     @admin.display(description="groups")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -34,6 +35,8 @@ from groups.models import (
 from loyalty import outbound
 from loyalty.db import InArray
 
+logger = logging.getLogger(__name__)
+
 # Most events one delivery carries, so that a bulk change arrives in few requests.
 BATCH_EVENTS = 1000
 FIRST_RETRY = timedelta(seconds=30)
@@ -43,10 +46,14 @@ TIMESTAMP_HEADER = "X-Webhook-Timestamp"
 SIGNATURE_HEADER = "X-Webhook-Signature"
 
 
-def listening_endpoints(club_id: int, kind: str) -> list[WebhookEndpoint]:
-    """The club's active endpoints that want events of this kind."""
+def listening_endpoints(club_id: int, kind: str, group_ids: Iterable[int]) -> list[WebhookEndpoint]:
+    """The club's active endpoints that want events of this kind from any of these groups.
+
+    Asked before events are recorded, so that a change nobody listens to costs one query.
+    """
     wanted = Q(on_join=True) if kind == EventKind.JOINED else Q(on_leave=True)
-    return list(WebhookEndpoint.objects.filter(wanted, club_id=club_id, active=True))
+    endpoints = WebhookEndpoint.objects.filter(wanted, club_id=club_id, active=True)
+    return [e for e in endpoints if any(e.listens_to(g, kind) for g in group_ids)]
 
 
 def queue_deliveries(
@@ -81,7 +88,9 @@ def queue_deliveries(
     if not deliveries:
         return
     created = WebhookDelivery.objects.bulk_create(deliveries)
-    transaction.on_commit(partial(_enqueue, [delivery.pk for delivery in created]))
+    # Robust: the change has committed; a broker that is down must not fail the request.
+    # What is not enqueued then is sent by `send_webhooks`.
+    transaction.on_commit(partial(_enqueue, [delivery.pk for delivery in created]), robust=True)
 
 
 def _enqueue(delivery_ids: Iterable[int], run_after: datetime | None = None) -> None:
@@ -98,8 +107,8 @@ def _enqueue(delivery_ids: Iterable[int], run_after: datetime | None = None) -> 
         task.enqueue(delivery_id=delivery_id)
 
 
-def body_of(delivery: WebhookDelivery) -> bytes:
-    """The JSON body: the delivery's id and club, and its events oldest first."""
+def body_of(delivery: WebhookDelivery) -> tuple[bytes, int]:
+    """The JSON body (the delivery's id and club, its events oldest first) and its events."""
     # By primary key alone, the club checked on the rows: with the club in the WHERE, stale
     # statistics have made PostgreSQL AND in the whole club's index (58 ms, not 1 ms).
     events = (
@@ -107,23 +116,20 @@ def body_of(delivery: WebhookDelivery) -> bytes:
         .order_by("id")
         .values_list("club_id", "id", "kind", "group_id", "member_id", "source", "created_at")
     )
-    payload = {
-        "delivery_id": delivery.pk,
-        "club": delivery.club.slug,
-        "events": [
-            {
-                "id": pk,
-                "kind": kind,
-                "group_id": group_id,
-                "member_id": member_id,
-                "source": source,
-                "occurred_at": created_at.isoformat().replace("+00:00", "Z"),
-            }
-            for club_id, pk, kind, group_id, member_id, source, created_at in events
-            if club_id == delivery.club_id
-        ],
-    }
-    return json.dumps(payload, separators=(",", ":")).encode()
+    found = [
+        {
+            "id": pk,
+            "kind": kind,
+            "group_id": group_id,
+            "member_id": member_id,
+            "source": source,
+            "occurred_at": created_at.isoformat().replace("+00:00", "Z"),
+        }
+        for club_id, pk, kind, group_id, member_id, source, created_at in events
+        if club_id == delivery.club_id
+    ]
+    payload = {"delivery_id": delivery.pk, "club": delivery.club.slug, "events": found}
+    return json.dumps(payload, separators=(",", ":")).encode(), len(found)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -131,19 +137,28 @@ def retry_delay(attempts: int) -> timedelta:
     return min(FIRST_RETRY * 2 ** min(attempts - 1, 16), LONGEST_WAIT)
 
 
-def _claim(delivery_id: int, now: datetime) -> bool:
-    """Take the delivery for one attempt, if it is pending, due and nobody holds it."""
-    lease = timedelta(seconds=settings.WEBHOOKS_TIMEOUT_SECONDS * 2 + 30)
+def _claim(delivery_id: int, now: datetime) -> datetime | None:
+    """Take the delivery for one attempt, if it is pending, due and nobody holds it.
+
+    Return the lease's end, which is also the claim's token: only the holder of that lease
+    records the attempt's outcome, so a worker that overran its lease cannot overwrite what
+    the next one did.
+    """
+    lease = now + timedelta(seconds=settings.WEBHOOKS_TIMEOUT_SECONDS * 6 + 60)
     # A task may start a moment before the time it was deferred to.
     due = now + timedelta(seconds=5)
-    return bool(
-        WebhookDelivery.objects.filter(
-            Q(locked_until__isnull=True) | Q(locked_until__lt=now),
-            pk=delivery_id,
-            status=DeliveryStatus.PENDING,
-            next_attempt_at__lte=due,
-        ).update(locked_until=now + lease, attempts=F("attempts") + 1, last_attempt_at=now)
-    )
+    claimed = WebhookDelivery.objects.filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now),
+        pk=delivery_id,
+        status=DeliveryStatus.PENDING,
+        next_attempt_at__lte=due,
+    ).update(locked_until=lease, attempts=F("attempts") + 1, last_attempt_at=now)
+    return lease if claimed else None
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL text cannot hold NUL, which a receiver's answer may contain.
+    return text.replace("\x00", "\ufffd")
 
 
 def send_delivery(*, delivery_id: int) -> datetime | None:
@@ -152,45 +167,61 @@ def send_delivery(*, delivery_id: int) -> datetime | None:
     The retry is enqueued as a deferred task where the backend can defer one.
     """
     now = timezone.now()
-    if not _claim(delivery_id, now):
+    lease = _claim(delivery_id, now)
+    if lease is None:
         return None
     delivery = WebhookDelivery.objects.select_related("endpoint", "club").get(pk=delivery_id)
-    endpoint = delivery.endpoint
-    answer: outbound.Answer | None = None
-    error = ""
-    final = False
-    if not endpoint.active:
-        error, final = "The endpoint is disabled.", True
-    else:
-        body = body_of(delivery)
-        timestamp = int(time.time())
-        headers = {
-            ID_HEADER: str(delivery.pk),
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: outbound.sign(endpoint.secret, timestamp, body),
-        }
-        try:
-            answer = outbound.post_json(
-                endpoint.url, body, headers, settings.WEBHOOKS_TIMEOUT_SECONDS
-            )
-        except outbound.RefusedAddress as refusal:
-            error, final = f"Refused: {refusal}", True
-        except (OSError, http.client.HTTPException) as failure:
-            error = f"{type(failure).__name__}: {failure}"
-    retry_at = _finish(delivery, answer, error, final)
+    answer, error, final = _attempt(delivery)
+    retry_at = _finish(delivery, lease, answer, _storable(error), final)
     if retry_at is not None:
         _enqueue([delivery_id], run_after=retry_at)
     return retry_at
 
 
+def _attempt(delivery: WebhookDelivery) -> tuple[outbound.Answer | None, str, bool]:
+    """Post the delivery once: the answer, or the error and whether retrying is pointless."""
+    endpoint = delivery.endpoint
+    if not endpoint.active:
+        # Kept and retried: the endpoint may be switched on again within the window.
+        return None, "The endpoint is disabled.", False
+    body, found = body_of(delivery)
+    if found < delivery.events_count:
+        missing = delivery.events_count - found
+        return None, f"{missing} of its events no longer exist (pruned).", True
+    timestamp = int(time.time())
+    headers = {
+        ID_HEADER: str(delivery.pk),
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: outbound.sign(endpoint.secret, timestamp, body),
+    }
+    try:
+        return (
+            outbound.post_json(endpoint.url, body, headers, settings.WEBHOOKS_TIMEOUT_SECONDS),
+            "",
+            False,
+        )
+    except outbound.RefusedAddress as refusal:
+        return None, f"Refused: {refusal}", True
+    except (OSError, http.client.HTTPException) as failure:
+        return None, f"{type(failure).__name__}: {failure}", False
+    except Exception as failure:
+        # Whatever else goes wrong is recorded and retried, never left holding the lease.
+        logger.exception("Webhook delivery %s failed unexpectedly", delivery.pk)
+        return None, f"{type(failure).__name__}: {failure}", False
+
+
 def _finish(
-    delivery: WebhookDelivery, answer: outbound.Answer | None, error: str, final: bool
+    delivery: WebhookDelivery,
+    lease: datetime,
+    answer: outbound.Answer | None,
+    error: str,
+    final: bool,
 ) -> datetime | None:
     now = timezone.now()
     fields: dict[str, object] = {
         "locked_until": None,
         "response_status": answer.status if answer else None,
-        "response_body": answer.body if answer else "",
+        "response_body": _storable(answer.body) if answer else "",
         "error": error,
     }
     retry_at = None
@@ -205,8 +236,10 @@ def _finish(
             retry_at = None
         else:
             fields["next_attempt_at"] = retry_at
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
-    return retry_at
+    held = WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=DeliveryStatus.PENDING, locked_until=lease
+    ).update(**fields)
+    return retry_at if held else None
 
 
 def due_delivery_ids(limit: int | None = None) -> list[int]:
@@ -231,6 +264,8 @@ def resend_deliveries(deliveries: QuerySet[WebhookDelivery]) -> list[int]:
         retry_until=now + timedelta(hours=settings.WEBHOOKS_RETRY_HOURS),
         locked_until=None,
         delivered_at=None,
+        # The back-off starts again at 30 s.
+        attempts=0,
     )
-    transaction.on_commit(partial(_enqueue, ids))
+    transaction.on_commit(partial(_enqueue, ids), robust=True)
     return ids

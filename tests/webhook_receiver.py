@@ -36,6 +36,7 @@ class Receiver:
     url: str = ""
     requests: list[Received] = field(default_factory=list)
     answer: Callable[[Received], int] = lambda request: 200
+    reply: bytes = b"thanks"
 
     def accepted(self, path: str = "") -> list[Received]:
         return [r for r in self.requests if r.status == 200 and r.headers["Path"] == path]
@@ -54,7 +55,7 @@ def receiver(settings: Any) -> Iterator[Receiver]:
             state.requests.append(request)
             self.send_response(request.status)
             self.end_headers()
-            self.wfile.write(b"thanks" if request.status == 200 else b"not now")
+            self.wfile.write(state.reply if request.status == 200 else b"not now")
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
@@ -17,7 +18,7 @@ from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
-from groups import services
+from groups import services, webhooks
 from groups.models import (
     DeliveryStatus,
     EventKind,
@@ -26,6 +27,7 @@ from groups.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from loyalty import outbound
 from loyalty.models import Club
 from members.models import Member
 from members.services import bulk_create_members
@@ -254,7 +256,7 @@ def test_an_endpoint_on_a_private_address_is_refused_unless_allowed(
     delivery = WebhookDelivery.objects.get()
     assert receiver.requests == []
     assert delivery.status == DeliveryStatus.FAILED
-    assert delivery.error.startswith("Refused: 127.0.0.1 is a private, loopback")
+    assert delivery.error == "Refused: localhost is this service's own host."
 
 
 # The admin ---------------------------------------------------------------------------------
@@ -275,6 +277,7 @@ def endpoint_form(club: Club, url: str, **fields: Any) -> dict[str, Any]:
         "club": club.pk,
         "url": url,
         "description": "CRM",
+        "secret": "the-receivers-own-secret",
         "on_join": "on",
         "on_leave": "on",
         "active": "on",
@@ -291,6 +294,7 @@ def endpoint_form(club: Club, url: str, **fields: Any) -> dict[str, Any]:
         ("http://10.1.2.3/hooks", "10.1.2.3 is a private"),
         ("http://[::1]/hooks", "::1 is a private"),
         ("http://localhost/hooks", "localhost is this service&#x27;s own host"),
+        ("https://example.com:99999/x", "The port is not valid"),
     ],
 )
 def test_staff_cannot_register_an_endpoint_the_service_must_not_call(
@@ -309,22 +313,22 @@ def test_staff_register_an_endpoint_for_chosen_groups_of_their_own_club(
     red = GroupFactory(club=club)
     foreign = GroupFactory(club=other_club)
     url = "https://93.184.215.14/hooks"
+    add = "/admin/groups/webhookendpoint/add/"
 
-    refused = webhook_staff.post(
-        "/admin/groups/webhookendpoint/add/", endpoint_form(club, url, groups=[foreign.pk])
-    )
-    saved = webhook_staff.post(
-        "/admin/groups/webhookendpoint/add/", endpoint_form(club, url, groups=[red.pk])
-    )
+    offered = webhook_staff.get(add).context["adminform"].form["secret"].value()
+    refused = webhook_staff.post(add, endpoint_form(club, url, groups=[foreign.pk]))
+    too_short = webhook_staff.post(add, endpoint_form(club, url, secret="short"))
+    saved = webhook_staff.post(add, endpoint_form(club, url, groups=[red.pk], secret=offered))
 
-    assert refused.status_code == 200
+    assert len(offered) >= 40
+    assert refused.status_code == too_short.status_code == 200
     assert "Select a valid choice" in refused.content.decode()
+    assert "Use at least 16 characters" in too_short.content.decode()
     assert saved.status_code == 302
     endpoint = WebhookEndpoint.objects.get()
     assert (endpoint.club, endpoint.url, endpoint.group_ids) == (club, url, [red.pk])
-    assert len(endpoint.secret) >= 40
-    page = webhook_staff.get(f"/admin/groups/webhookendpoint/{endpoint.pk}/change/").content
-    assert endpoint.secret.encode() in page
+    assert endpoint.secret == offered
+    assert webhook_staff.get(add).context["adminform"].form["secret"].value() != offered
 
 
 def test_staff_see_their_clubs_deliveries_and_resend_a_failed_one(
@@ -356,9 +360,150 @@ def test_staff_see_their_clubs_deliveries_and_resend_a_failed_one(
     assert "theirs" not in listing
     assert response.status_code == 302
     mine.refresh_from_db()
-    assert (mine.status, mine.attempts, mine.response_status) == ("delivered", 2, 200)
+    # Resending starts the back-off (and the count of attempts) again.
+    assert (mine.status, mine.attempts, mine.response_status) == ("delivered", 1, 200)
     assert [r.headers["Path"] for r in receiver.requests].count("/mine") == 2
     assert [r.headers["Path"] for r in receiver.requests].count("/theirs") == 1
     assert (
         webhook_staff.get(f"/admin/groups/webhookdelivery/{theirs.pk}/change/").status_code == 302
     )
+
+
+# What can go wrong on the way ---------------------------------------------------------------
+
+
+def pending_delivery(club: Club, receiver: Receiver, capture: Any) -> WebhookDelivery:
+    """One delivery whose first attempt the receiver refused."""
+    receiver.answer = lambda request: 500
+    WebhookEndpointFactory(club=club, url=receiver.url)
+    with capture(execute=True):
+        MemberFactory(club=club)
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.PENDING
+    receiver.answer = lambda request: 200
+    return delivery
+
+
+def run_when_due(delivery: WebhookDelivery) -> str:
+    delivery.refresh_from_db()
+    with time_machine.travel(delivery.next_attempt_at, tick=False):
+        return send_due()
+
+
+def test_an_answer_postgresql_cannot_store_is_still_recorded(
+    club: Club, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
+    delivery = pending_delivery(club, receiver, django_capture_on_commit_callbacks)
+    receiver.reply = b"ok\x00done"
+
+    run_when_due(delivery)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.response_body) == ("delivered", "ok\ufffddone")
+    assert delivery.locked_until is None
+
+
+def test_a_worker_that_overran_its_lease_cannot_overwrite_the_next_ones_result(
+    club: Club, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
+    delivery = pending_delivery(club, receiver, django_capture_on_commit_callbacks)
+    late = webhooks._claim(delivery.pk, delivery.next_attempt_at)
+    assert late is not None
+
+    with time_machine.travel(late + timedelta(seconds=1), tick=False):
+        send_due()
+    assert webhooks._finish(delivery, late, None, "TimeoutError: timed out", final=True) is None
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.error) == ("delivered", "")
+
+
+def test_a_disabled_endpoint_keeps_its_deliveries_until_it_is_enabled_again(
+    club: Club, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
+    delivery = pending_delivery(club, receiver, django_capture_on_commit_callbacks)
+    WebhookEndpoint.objects.update(active=False)
+
+    run_when_due(delivery)
+    delivery.refresh_from_db()
+    paused = (delivery.status, delivery.error, len(receiver.requests))
+    WebhookEndpoint.objects.update(active=True)
+    run_when_due(delivery)
+
+    assert paused == ("pending", "The endpoint is disabled.", 1)
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered"
+    assert len(receiver.requests) == 2
+
+
+def test_a_delivery_whose_events_were_pruned_fails_rather_than_sending_less(
+    club: Club, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
+    group = GroupFactory(club=club)
+    member = MemberFactory(club=club)
+    services.add_member_ids(group=group, member_ids=[member.pk], source="api")
+    receiver.answer = lambda request: 500
+    WebhookEndpointFactory(club=club, url=receiver.url, on_join=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.remove_member_ids(group=group, member_ids=[member.pk], source="api")
+    delivery = WebhookDelivery.objects.get()
+    receiver.answer = lambda request: 200
+
+    with time_machine.travel(timezone.now() + timedelta(days=2), tick=False):
+        call_command("prune_membership_events", "--older-than-days", "1", stdout=StringIO())
+        send_due()
+
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    assert delivery.error == "1 of its events no longer exist (pruned)."
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://0.0.0.0/hooks",
+        "http://2130706433/hooks",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::ffff:127.0.0.1]/hooks",
+        "http://[64:ff9b::a9fe:a9fe]/hooks",
+        "http://[2002:7f00:1::]/hooks",
+        "http://[fd00::1]/hooks",
+        "https://example.com:99999/hooks",
+        "http://printer.localhost/hooks",
+    ],
+)
+def test_urls_into_private_networks_are_refused(url: str, settings: Any) -> None:
+    settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = False
+
+    with pytest.raises(outbound.RefusedAddress):
+        outbound.check_url(url)
+    with pytest.raises(outbound.RefusedAddress):
+        outbound.post_json(url, b"{}", {}, timeout=1)
+
+
+def test_a_refused_address_is_never_connected_to(settings: Any) -> None:
+    settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = False
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.2", 0))
+        listener.listen()
+        listener.settimeout(0.3)
+        port = listener.getsockname()[1]
+
+        with pytest.raises(outbound.RefusedAddress, match=r"127\.0\.0\.2 is a private"):
+            outbound.post_json(f"http://127.0.0.2:{port}/hooks", b"{}", {}, timeout=1)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+
+
+def test_staff_who_may_only_view_endpoints_do_not_see_the_secret(
+    staff_client_with: Callable[..., Client], club: Club
+) -> None:
+    endpoint = WebhookEndpointFactory(club=club)
+    viewer = staff_client_with("groups.view_webhookendpoint")
+
+    page = viewer.get(f"/admin/groups/webhookendpoint/{endpoint.pk}/change/")
+
+    assert page.status_code == 200
+    assert endpoint.url.encode() in page.content
+    assert endpoint.secret.encode() not in page.content

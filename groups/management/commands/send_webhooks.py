@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -20,8 +21,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--limit", type=int, help="At most this many deliveries.")
+        parser.add_argument(
+            "--every",
+            type=int,
+            metavar="SECONDS",
+            help="Keep running: send what is due, then again every SECONDS (a process of its own).",
+        )
 
-    def handle(self, *args: Any, limit: int | None, **options: Any) -> None:
+    def handle(self, *args: Any, limit: int | None, every: int | None, **options: Any) -> None:
+        self.send_due(limit)
+        while every:
+            time.sleep(every)
+            self.send_due(limit)
+
+    def send_due(self, limit: int | None) -> None:
         ids = webhooks.due_delivery_ids(limit)
         for delivery_id in ids:
             webhooks.send_delivery(delivery_id=delivery_id)
