@@ -212,6 +212,12 @@ class WebhookDelivery(models.Model):
                 condition=models.Q(status="pending"),
                 name="delivery_due_idx",
             ),
+            # Finished deliveries are pruned by age, across clubs too.
+            models.Index(
+                fields=["created_at"],
+                condition=~models.Q(status="pending"),
+                name="delivery_finished_idx",
+            ),
         ]
 
     def __str__(self) -> str:

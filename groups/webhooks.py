@@ -269,3 +269,11 @@ def resend_deliveries(deliveries: QuerySet[WebhookDelivery]) -> list[int]:
     )
     transaction.on_commit(partial(_enqueue, ids), robust=True)
     return ids
+
+
+def prune_deliveries(*, before: datetime) -> int:
+    """Delete the delivered and failed deliveries made before ``before``; return how many."""
+    finished = WebhookDelivery.objects.filter(created_at__lt=before).exclude(
+        status=DeliveryStatus.PENDING
+    )
+    return finished.delete()[0]

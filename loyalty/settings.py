@@ -173,6 +173,9 @@ MEMBERSHIP_EVENTS_RETENTION_DAYS = env.int("MEMBERSHIP_EVENTS_RETENTION_DAYS", d
 # are retried (with exponential back-off) before they are marked failed.
 WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
 WEBHOOKS_RETRY_HOURS = env.float("WEBHOOKS_RETRY_HOURS", default=24.0)
+# Days delivered and failed webhook deliveries stay listed before `send_webhooks` prunes
+# them (0: forever).
+WEBHOOKS_DELIVERIES_RETENTION_DAYS = env.int("WEBHOOKS_DELIVERIES_RETENTION_DAYS", default=30)
 # Webhook URLs on private, loopback or this machine's addresses are refused unless this is
 # set (for receivers on a private network, and for the tests' local receiver).
 WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", default=False)

@@ -507,3 +507,26 @@ def test_staff_who_may_only_view_endpoints_do_not_see_the_secret(
     assert page.status_code == 200
     assert endpoint.url.encode() in page.content
     assert endpoint.secret.encode() not in page.content
+
+
+def test_send_webhooks_prunes_finished_deliveries_past_their_retention(
+    club: Club, receiver: Receiver, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.WEBHOOKS_DELIVERIES_RETENTION_DAYS = 30
+    start = timezone.now()
+    with time_machine.travel(start - timedelta(days=31), tick=False):
+        delivered_long_ago = pending_delivery(club, receiver, django_capture_on_commit_callbacks)
+        run_when_due(delivered_long_ago)
+        receiver.answer = lambda request: 500
+        with django_capture_on_commit_callbacks(execute=True):
+            MemberFactory(club=club)
+    with django_capture_on_commit_callbacks(execute=True):
+        MemberFactory(club=club)
+
+    with time_machine.travel(start, tick=False):
+        out = send_due()
+
+    # A pending delivery is never pruned (the old one gets its last attempt); the new one stays.
+    assert out.startswith("Pruned 1 finished deliveries older than 30 days.")
+    assert not WebhookDelivery.objects.filter(pk=delivered_long_ago.pk).exists()
+    assert WebhookDelivery.objects.count() == 2

@@ -16,6 +16,8 @@ EXEMPT_INDEXES = {
     ("loyalty_club_managers", ("user_id",)),
     # The sweep for due webhook retries reads across clubs; partial, on pending rows only.
     ("groups_webhookdelivery", ("next_attempt_at",)),
+    # Finished deliveries are pruned by age across clubs; partial, on finished rows only.
+    ("groups_webhookdelivery", ("created_at",)),
 }
 
 
