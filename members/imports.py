@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import gc
+import hashlib
 import json
 import math
 import re
@@ -63,7 +64,7 @@ class ImportReport:
         return self.rows / self.elapsed if self.elapsed > 0 else 0.0
 
 
-Item = tuple[int, dict[str, Any] | Reject]
+Item = tuple[int, "dict[str, Any] | CsvRecord | Reject"]
 
 
 # Reading files ------------------------------------------------------------------------------
@@ -87,10 +88,12 @@ RESERVED_PROPERTIES = CSV_FIELDS | CSV_ARRAYS | IGNORED_FIELDS | {"members_group
 
 
 class FileRow(dict[str, Any]):
-    """A row read from a file; ``text`` is its original text, for the reject report."""
+    """A row read from a file: ``text`` is its original text, for the reject report and
+    its fingerprint, with ``header``, the file's header line (empty in JSON lines)."""
 
-    __slots__ = ("text",)
+    __slots__ = ("header", "text")
     text: str
+    header: str
 
 
 def _unstorable(text: str) -> str:
@@ -304,6 +307,7 @@ class RowReader(Iterator[Item]):
                 continue
             row = FileRow(value)
             row.text = text
+            row.header = ""
             yield number, row
 
     def _csv(self, lines: Iterable[str], skipped: int, header: str) -> Iterator[Item]:
@@ -338,13 +342,27 @@ class RowReader(Iterator[Item]):
             if error:
                 yield number, Reject(number, text, error)
                 continue
-            try:
-                row = _csv_row(layout, cells)
-            except ValueError as exc:
-                yield number, Reject(number, text, str(exc))
-                continue
-            row.text = text
-            yield number, row
+            yield number, CsvRecord(layout, cells, text, header)
+
+
+class CsvRecord:
+    """A CSV record as read; made into a ``FileRow`` only if it is parsed (a row a re-import
+    knows already is not)."""
+
+    __slots__ = ("cells", "header", "layout", "text")
+
+    def __init__(self, layout: Layout, cells: list[str], text: str, header: str) -> None:
+        self.layout = layout
+        self.cells = cells
+        self.text = text
+        self.header = header
+
+    def row(self) -> FileRow:
+        """The member-shaped row; raise ``ValueError`` for a cell that does not convert."""
+        row = _csv_row(self.layout, self.cells)
+        row.text = self.text
+        row.header = self.header
+        return row
 
 
 def _csv_row(layout: Layout, cells: Sequence[str]) -> FileRow:
@@ -412,6 +430,19 @@ class Row:
     statuses: dict[str, str]
     subunit_ids: list[int] | None
     favorite_stores: list[int] | None
+    # The file row's fingerprint, stored with the member it creates or changes.
+    fingerprint: str | None = None
+
+
+@dataclass(slots=True)
+class Known:
+    """A file row its member's fingerprint shows was imported as it is: unchanged, unparsed."""
+
+    line: int
+    member_id: int
+    # The line of this import that took the member already, if one did.
+    seen: int | None
+    source: str
 
 
 def _identifier(row: Mapping[str, Any], name: str, normalize: Callable[[Any], Any]) -> Any:
@@ -627,7 +658,9 @@ def _create_scratch() -> None:
             columns = ", ".join(
                 f"{c} {'jsonb' if c in JSON_FIELDS else 'text'}" for c in STATE_COLUMNS
             )
-            cursor.execute(f"CREATE TEMP TABLE {CHANGES_TABLE} (id bigint, {columns})")
+            cursor.execute(
+                f"CREATE TEMP TABLE {CHANGES_TABLE} (id bigint, {columns}, import_fingerprint text)"
+            )
 
 
 def _drop_scratch() -> None:
@@ -708,10 +741,12 @@ def _stored(club: Club, emails: list[str], msisdns: list[str], ids: list[int]) -
 def _remember(seen: list[tuple[int, int]]) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # One "id line" string split there: cheaper than dumping two bigint arrays.
             cursor.execute(
                 f"INSERT INTO {_temp(SEEN_TABLE)} (member_id, line) "
-                "SELECT * FROM unnest(%s::bigint[], %s::bigint[])",
-                [[pk for pk, _ in seen], [line for _, line in seen]],
+                "SELECT split_part(p, ' ', 1)::bigint, split_part(p, ' ', 2)::bigint "
+                "FROM unnest(string_to_array(%s, E'\\n')) AS p",
+                ["\n".join(f"{pk} {line}" for pk, line in seen)],
             )
         else:
             cursor.execute(
@@ -721,19 +756,19 @@ def _remember(seen: list[tuple[int, int]]) -> None:
             )
 
 
-def _update(club: Club, changes: list[Stored]) -> None:
-    """Write the changed members (id, then STATE_COLUMNS with JSON as text) in one UPDATE."""
-    assignments = ", ".join(f"{c} = c.{c}" for c in STATE_COLUMNS)
+def _update(club: Club, changes: list[Stored], fingerprints: list[str | None]) -> None:
+    """Write the changed members (id, then STATE_COLUMNS with JSON as text) in one UPDATE,
+    each with the fingerprint of the row that changed it."""
+    columns = (*STATE_COLUMNS, "import_fingerprint")
+    assignments = ", ".join(f"{c} = c.{c}" for c in columns)
     now = timezone.now()
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             table = _temp(CHANGES_TABLE)
             cursor.execute(f"TRUNCATE {table}")
-            with cursor.cursor.copy(
-                f"COPY {table} (id, {', '.join(STATE_COLUMNS)}) FROM STDIN"
-            ) as copy:
-                for change in changes:
-                    copy.write_row(change)
+            with cursor.cursor.copy(f"COPY {table} (id, {', '.join(columns)}) FROM STDIN") as copy:
+                for change, fingerprint in zip(changes, fingerprints, strict=True):
+                    copy.write_row((*change, fingerprint))
             # Statistics first: joined unanalysed, a temporary table can get a bad plan.
             cursor.execute(f"ANALYZE {table}")
             cursor.execute(
@@ -745,14 +780,47 @@ def _update(club: Club, changes: list[Stored]) -> None:
         # "+club_id": not through the club's index, which made SQLite read the whole club
         # and, for each member, the whole batch; the batch's ids lead instead.
         picks = ", ".join(
-            f"value ->> {index} AS {column}" for index, column in enumerate(("id", *STATE_COLUMNS))
+            f"value ->> {index} AS {column}" for index, column in enumerate(("id", *columns))
         )
+        rows = [
+            (*change, fingerprint)
+            for change, fingerprint in zip(changes, fingerprints, strict=True)
+        ]
         cursor.execute(
             f"UPDATE {MEMBER_TABLE} SET {assignments}, updated_at = %s "
             f"FROM (SELECT {picks} FROM json_each(%s)) AS c "
             f"WHERE +{MEMBER_TABLE}.club_id = %s AND {MEMBER_TABLE}.id = c.id",
-            [connection.ops.adapt_datetimefield_value(now), json.dumps(changes), club.pk],
+            [connection.ops.adapt_datetimefield_value(now), json.dumps(rows), club.pk],
         )
+
+
+def _known(club: Club, fingerprints: list[str]) -> dict[str, tuple[int, int | None]]:
+    """The club's members holding these fingerprints: fingerprint -> (id, line that took it).
+
+    Not locked, unlike the members ``_stored`` reads: nothing is written to a known row's
+    member, so a concurrent change of it is simply ordered after this import's row.
+    """
+    seen = _temp(SEEN_TABLE)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One string split there, as for emails in ``_stored``: cheaper than an array.
+            cursor.execute(
+                "SELECT m.import_fingerprint, m.id, s.line "
+                "FROM unnest(string_to_array(%s, E'\\n')) AS k(value) "
+                f"CROSS JOIN LATERAL (SELECT id, import_fingerprint FROM {MEMBER_TABLE} "
+                f"WHERE club_id = {CLUB} AND import_fingerprint = k.value LIMIT 1) AS m "
+                f"LEFT JOIN LATERAL (SELECT line FROM {seen} WHERE member_id = m.id LIMIT 1) "
+                "AS s ON true",
+                ["\n".join(fingerprints), club.pk],
+            )
+        else:
+            cursor.execute(
+                f"SELECT m.import_fingerprint, m.id, s.line FROM {MEMBER_TABLE} AS m "
+                f"LEFT JOIN {seen} AS s ON s.member_id = m.id WHERE m.club_id = %s "
+                "AND m.import_fingerprint IN (SELECT value FROM json_each(%s))",
+                [club.pk, json.dumps(fingerprints)],
+            )
+        return {fp: (pk, line) for fp, pk, line in cursor.fetchall()}
 
 
 # The engine ---------------------------------------------------------------------------------
@@ -776,6 +844,8 @@ class _Batch:
 
     creates: list[Member]
     changes: list[Stored]
+    # The fingerprint of the row behind each change.
+    fingerprints: list[str | None]
     unchanged: list[int]
     # In file order: a member id, or the index of a created member.
     imported: list[int | _New]
@@ -794,6 +864,45 @@ class _Importer:
         self.source = source
         self.actor = actor
         self.now_iso = timezone.now().isoformat()
+        # A row's effect depends on the options too; "create" refuses existing members, so
+        # a known row is no shortcut there.
+        self.salt = f"{mode}|{match_by}|{arrays}|".encode() if mode != "create" else None
+        self._prefixes: dict[str, bytes] = {}
+
+    # Fingerprints ---------------------------------------------------------------------------
+
+    def _fingerprint(self, row: FileRow | CsvRecord) -> str:
+        """The row's text under its header and this import's options, hashed."""
+        assert self.salt is not None
+        prefix = self._prefixes.get(row.header)
+        if prefix is None:
+            prefix = self._prefixes[row.header] = self.salt + row.header.encode() + b"\n"
+        text = row.text.encode("utf-8", "surrogateescape")
+        return hashlib.blake2b(prefix + text, digest_size=16).hexdigest()
+
+    def prepare(self, items: list[Item]) -> list[tuple[int, Known | Row | Reject]]:
+        """Parse the batch's rows, but for those a member's fingerprint shows are unchanged."""
+        fingerprints: dict[int, str] = {}
+        if self.salt is not None:
+            fingerprints = {
+                line: self._fingerprint(row)
+                for line, row in items
+                if isinstance(row, FileRow | CsvRecord)
+            }
+        # Sorted, so that the lookups walk the fingerprint index in order, each near the last.
+        known = _known(self.club, sorted(set(fingerprints.values()))) if fingerprints else {}
+        prepared: list[tuple[int, Known | Row | Reject]] = []
+        for line, row in items:
+            fingerprint = fingerprints.get(line)
+            hit = known.get(fingerprint) if fingerprint is not None else None
+            if hit is not None:
+                prepared.append((line, Known(line, hit[0], hit[1], getattr(row, "text", ""))))
+                continue
+            item = _parse_item(line, row)
+            if isinstance(item, Row):
+                item.fingerprint = fingerprint
+            prepared.append((line, item))
+        return prepared
 
     # Classification -----------------------------------------------------------------------
 
@@ -805,21 +914,39 @@ class _Importer:
         one UPDATE statement checks uniqueness row by row, in no particular order.
         """
         rows = [item for _, item in items if isinstance(item, Row)]
-        stored = _stored(
-            self.club,
-            [row.email for row in rows if row.email],
-            [row.msisdn for row in rows if row.msisdn],
-            [row.id for row in rows if row.id],
+        stored = (
+            []
+            if not rows
+            else _stored(
+                self.club,
+                [row.email for row in rows if row.email],
+                [row.msisdn for row in rows if row.msisdn],
+                [row.id for row in rows if row.id],
+            )
         )
         members = {member[0]: member[:-1] for member in stored}
         by_email: dict[str, Owner | None] = {m[1]: m[0] for m in stored if m[1] is not None}
         by_msisdn: dict[str, Owner | None] = {m[2]: m[0] for m in stored if m[2] is not None}
         claimed: dict[Owner, int] = {m[0]: m[-1] for m in stored if m[-1] is not None}
         released: set[tuple[str, str]] = set()
-        batch = _Batch([], [], [], [], [], [])
+        for _, item in items:
+            if isinstance(item, Known) and item.seen is not None:
+                claimed.setdefault(item.member_id, item.seen)
+        batch = _Batch([], [], [], [], [], [], [])
         for taken, (line, item) in enumerate(items):
             if isinstance(item, Reject):
                 batch.rejects.append(item)
+                continue
+            if isinstance(item, Known):
+                if item.member_id in claimed:
+                    already = claimed[item.member_id]
+                    reason = f"duplicate: line {already} already imported this member"
+                    batch.rejects.append(Reject(line, item.source, reason))
+                    continue
+                batch.unchanged.append(item.member_id)
+                claimed[item.member_id] = line
+                batch.imported.append(item.member_id)
+                batch.seen.append((item.member_id, line))
                 continue
             try:
                 owner = self._owner(item, members, by_email, by_msisdn, claimed)
@@ -842,6 +969,7 @@ class _Importer:
                         batch.unchanged.append(member[0])
                     else:
                         batch.changes.append(change)
+                        batch.fingerprints.append(item.fingerprint)
                         for field, new, old, index in (
                             ("email", change[1], member[1], by_email),
                             ("msisdn", change[2], member[2], by_msisdn),
@@ -931,6 +1059,7 @@ class _Importer:
             **row.statuses,
             "subunit_ids": row.subunit_ids or [],
             "favorite_stores": row.favorite_stores or [],
+            "import_fingerprint": row.fingerprint,
         }
         return Member(*map(values.get, MEMBER_ATTNAMES))
 
@@ -1017,7 +1146,7 @@ class _Importer:
         """Write one classified batch; return the ids of its created and updated members."""
         updated = [change[0] for change in batch.changes]
         if batch.changes:
-            _update(self.club, batch.changes)
+            _update(self.club, batch.changes, batch.fingerprints)
             members_updated.send(
                 sender=Member,
                 club=self.club,
@@ -1060,18 +1189,20 @@ def _collecting_between_batches() -> Iterator[Callable[[], None]]:
             gc.enable()
 
 
-def _parsed(rows: Iterable[Item]) -> Iterator[tuple[int, Row | Reject]]:
-    for line, row in rows:
-        if isinstance(row, Reject):
-            yield line, row
-            continue
-        if not isinstance(row, Mapping):
-            yield line, Reject(line, repr(row), "not a JSON object")
-            continue
+def _parse_item(line: int, row: dict[str, Any] | CsvRecord | Reject) -> Row | Reject:
+    if isinstance(row, Reject):
+        return row
+    if isinstance(row, CsvRecord):
         try:
-            yield line, parse_row(line, row)
-        except Invalid as exc:
-            yield line, Reject(line, getattr(row, "text", row), str(exc))
+            row = row.row()
+        except ValueError as exc:
+            return Reject(line, row.text, str(exc))
+    if not isinstance(row, Mapping):
+        return Reject(line, repr(row), "not a JSON object")
+    try:
+        return parse_row(line, row)
+    except Invalid as exc:
+        return Reject(line, getattr(row, "text", row), str(exc))
 
 
 def import_members(
@@ -1115,18 +1246,18 @@ def import_members(
     importer = _Importer(
         club=club, mode=mode, match_by=match_by, arrays=arrays, source=source, actor=actor
     )
-    parsed = _parsed(rows)
-    pending: list[tuple[int, Row | Reject]] = []
+    rows = iter(rows)
+    pending: list[Item] = []
     analyze_at = ANALYZE_AFTER if connection.vendor == "postgresql" else math.inf
     with _scratch(dry_run), _collecting_between_batches() as collect:
         while True:
-            pending.extend(islice(parsed, batch_size - len(pending)))
+            pending.extend(islice(rows, batch_size - len(pending)))
             if not pending:
                 break
 
             def run_batch() -> tuple[_Batch, int, list[int]]:
                 _no_jit()
-                batch, taken = importer.classify(pending)
+                batch, taken = importer.classify(importer.prepare(pending))
                 return batch, taken, importer.write(batch, on_imported)
 
             # A batch PostgreSQL aborted to break a deadlock (with a concurrent bulk change

@@ -40,6 +40,9 @@ class Member(ClubScopedModel):
     # JSON arrays rather than PostgreSQL arrays so the same schema runs on SQLite.
     subunit_ids = models.JSONField(default=list, blank=True)
     favorite_stores = models.JSONField(default=list, blank=True)
+    # The fingerprint of the import file row that last wrote the member, cleared by every
+    # other write: a re-import skips, unparsed, a row whose fingerprint its member holds.
+    import_fingerprint = models.CharField(max_length=32, null=True, blank=True, editable=False)
 
     objects = MemberQuerySet.as_manager()
 
@@ -64,6 +67,13 @@ class Member(ClubScopedModel):
             ),
             models.CheckConstraint(
                 condition=models.Q(email=Lower("email")), name="member_email_lower_case"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["club", "import_fingerprint"],
+                condition=models.Q(import_fingerprint__isnull=False),
+                name="member_club_fingerprint_idx",
             ),
         ]
 

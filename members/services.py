@@ -62,6 +62,8 @@ def _check_unique(member: Member) -> None:
 
 def _save(member: Member) -> None:
     normalize_member(member)
+    # No longer what an import file row made it: a re-import of that row must apply again.
+    member.import_fingerprint = None
     _check_unique(member)
     try:
         with transaction.atomic():
@@ -98,7 +100,7 @@ def delete_member(*, member: Member, source: str, actor: str = "") -> None:
     member.delete()
 
 
-INSERT_COLUMNS = ("club_id", "created_at", "updated_at", *MEMBER_FIELDS)
+INSERT_COLUMNS = ("club_id", "created_at", "updated_at", *MEMBER_FIELDS, "import_fingerprint")
 JSON_FIELDS = frozenset({"properties", "consents", "subunit_ids", "favorite_stores"})
 # SQLite's smallest bound-parameter limit (SQLITE_MAX_VARIABLE_NUMBER before 3.32).
 SQLITE_MAX_PARAMS = 999

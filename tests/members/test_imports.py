@@ -699,6 +699,71 @@ def test_a_second_run_of_the_same_file_changes_nothing(
     assert MembershipEvent.objects.filter(club=club).count() == events
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 100])
+def test_a_second_run_repeating_a_row_rejects_the_repeat_like_the_first(
+    club: Club, tmp_path: Path, batch_size: int
+) -> None:
+    path = write(tmp_path, "email,nick\nann@example.com,Ann\nann@example.com,Ann\n")
+
+    first, first_rejects = run(club, path, batch_size=batch_size)
+    second, second_rejects = run(club, path, batch_size=batch_size)
+
+    assert counts(first) == (1, 0, 0, 1)
+    assert counts(second) == (0, 0, 1, 1)
+    assert reasons(first_rejects) == reasons(second_rejects)
+    assert reasons(second_rejects) == [(3, "duplicate: line 2 already imported this member")]
+
+
+def test_a_member_changed_since_its_import_is_restored_by_importing_the_file_again(
+    club: Club, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "email,msisdn,nick\nann@example.com,4740769126,Ann\n")
+    run(club, path)
+    update_member(
+        member=member(club, "ann@example.com"),
+        source="api",
+        properties={"nick": "Changed"},
+        msisdn=None,
+    )
+
+    report, _ = run(club, path)
+
+    assert counts(report) == (0, 1, 0, 0)
+    restored = member(club, "ann@example.com")
+    assert (restored.msisdn, restored.properties) == ("4740769126", {"nick": "Ann"})
+
+
+@pytest.mark.parametrize(
+    ("second_header", "options", "expected"),
+    [
+        # The same row text under another header means other values.
+        ("email,city", {}, {"nick": "Oslo", "city": "Oslo"}),
+        # The same row with other options may do something else.
+        ("email,nick", {"mode": "create"}, {"nick": "Oslo"}),
+    ],
+)
+def test_a_row_is_only_taken_as_imported_under_the_same_header_and_options(
+    club: Club, tmp_path: Path, second_header: str, options: dict[str, Any], expected: Any
+) -> None:
+    run(club, write(tmp_path, "email,nick\nann@example.com,Oslo\n"))
+
+    report, rejects = run(
+        club, write(tmp_path, f"{second_header}\nann@example.com,Oslo\n"), **options
+    )
+
+    assert member(club, "ann@example.com").properties == expected
+    if options:
+        assert reasons(rejects) == [
+            (
+                2,
+                "a member with this email already exists (id "
+                f"{member(club, 'ann@example.com').pk})",
+            )
+        ]
+    else:
+        assert counts(report) == (0, 1, 0, 0)
+
+
 def test_a_dry_run_writes_nothing_and_reports_what_a_real_run_does(
     club: Club, gold: MembersGroup, ann: Member, tmp_path: Path
 ) -> None:
