@@ -318,6 +318,8 @@ class RowReader(Iterator[Item]):
             layout = _layout(next(reader))
         except (csv.Error, ValueError) as exc:
             header_error = f"the header (line {skipped + 1}) is not valid: {exc}"
+        # The whole header record: a quoted title may span lines.
+        header = "".join(self._record)
         self._record.clear()
         previous = reader.line_num
         while True:
@@ -596,6 +598,9 @@ MEMBER_TABLE = Member._meta.db_table
 STATE_COLUMNS = MEMBER_FIELDS
 SEEN_TABLE = "members_import_seen"
 CHANGES_TABLE = "members_import_changes"
+# Part of every fingerprint: bump it when a change of parsing, normalising or merging could
+# make a row do something else than before, so that re-imports parse every row again.
+FINGERPRINT_VERSION = 1
 # Model.__init__ has a fast path for positional values.
 MEMBER_ATTNAMES = tuple(f.attname for f in Member._meta.concrete_fields)
 # The statuses of a new member whose row does not give them: the model's defaults.
@@ -794,11 +799,39 @@ def _update(club: Club, changes: list[Stored], fingerprints: list[str | None]) -
         )
 
 
+def _confirm(club: Club, confirmed: list[tuple[int, str]]) -> None:
+    """Give unchanged members the fingerprint of their row, where they hold another or none.
+
+    Nothing a user sees changes (not ``updated_at``), and a member that already holds it is
+    not written: so the next import of the same file knows the row, also for a member that
+    came from elsewhere or from an import under older rules.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {MEMBER_TABLE} AS m SET import_fingerprint = c.fingerprint FROM "
+                "(SELECT split_part(p, ' ', 1)::bigint AS id, split_part(p, ' ', 2) AS fingerprint "
+                "FROM unnest(string_to_array(%s, E'\\n')) AS p) AS c "
+                f"WHERE m.club_id = {CLUB} AND m.id = c.id "
+                "AND m.import_fingerprint IS DISTINCT FROM c.fingerprint",
+                ["\n".join(f"{pk} {fingerprint}" for pk, fingerprint in confirmed), club.pk],
+            )
+            return
+        cursor.execute(
+            f"UPDATE {MEMBER_TABLE} SET import_fingerprint = c.fingerprint "
+            "FROM (SELECT value ->> 0 AS id, value ->> 1 AS fingerprint FROM json_each(%s)) AS c "
+            f"WHERE +{MEMBER_TABLE}.club_id = %s AND {MEMBER_TABLE}.id = c.id "
+            f"AND {MEMBER_TABLE}.import_fingerprint IS NOT c.fingerprint",
+            [json.dumps(confirmed), club.pk],
+        )
+
+
 def _known(club: Club, fingerprints: list[str]) -> dict[str, tuple[int, int | None]]:
     """The club's members holding these fingerprints: fingerprint -> (id, line that took it).
 
-    Not locked, unlike the members ``_stored`` reads: nothing is written to a known row's
-    member, so a concurrent change of it is simply ordered after this import's row.
+    Not locked, unlike the members ``_stored`` reads: a known row writes nothing to its
+    member (a ``--group`` add locks it as every membership write does), so a concurrent
+    change of it is simply ordered after this import's row.
     """
     seen = _temp(SEEN_TABLE)
     with connection.cursor() as cursor:
@@ -846,6 +879,8 @@ class _Batch:
     changes: list[Stored]
     # The fingerprint of the row behind each change.
     fingerprints: list[str | None]
+    # Unchanged members and the fingerprint of their row, to hold from now on.
+    confirmed: list[tuple[int, str]]
     unchanged: list[int]
     # In file order: a member id, or the index of a created member.
     imported: list[int | _New]
@@ -864,10 +899,19 @@ class _Importer:
         self.source = source
         self.actor = actor
         self.now_iso = timezone.now().isoformat()
-        # A row's effect depends on the options too; "create" refuses existing members, so
-        # a known row is no shortcut there.
-        self.salt = f"{mode}|{match_by}|{arrays}|".encode() if mode != "create" else None
+        # A row's effect depends on the options too, and on the rules of this code.
+        self.salt: bytes | None = f"{FINGERPRINT_VERSION}|{mode}|{match_by}|{arrays}|".encode()
+        if mode == "create" or match_by == "id":
+            # "create" refuses existing members, and by id an upsert creates the rows
+            # without one: a known row would not be unchanged there.
+            self.salt = None
         self._prefixes: dict[str, bytes] = {}
+        # A club none of whose members came from a file row (the first import into it) has
+        # nothing to look up; what this import creates is caught as duplicates anyway.
+        self.club_has_fingerprints = (
+            self.salt is not None
+            and Member.objects.filter(club=club, import_fingerprint__isnull=False).exists()
+        )
 
     # Fingerprints ---------------------------------------------------------------------------
 
@@ -882,18 +926,21 @@ class _Importer:
 
     def prepare(self, items: list[Item]) -> list[tuple[int, Known | Row | Reject]]:
         """Parse the batch's rows, but for those a member's fingerprint shows are unchanged."""
+        # By position: rows given by code need not have distinct line numbers.
         fingerprints: dict[int, str] = {}
         if self.salt is not None:
             fingerprints = {
-                line: self._fingerprint(row)
-                for line, row in items
+                index: self._fingerprint(row)
+                for index, (_, row) in enumerate(items)
                 if isinstance(row, FileRow | CsvRecord)
             }
-        # Sorted, so that the lookups walk the fingerprint index in order, each near the last.
-        known = _known(self.club, sorted(set(fingerprints.values()))) if fingerprints else {}
+        known: dict[str, tuple[int, int | None]] = {}
+        if fingerprints and self.club_has_fingerprints:
+            # Sorted, so that the lookups walk the index in order, each near the last.
+            known = _known(self.club, sorted(set(fingerprints.values())))
         prepared: list[tuple[int, Known | Row | Reject]] = []
-        for line, row in items:
-            fingerprint = fingerprints.get(line)
+        for index, (line, row) in enumerate(items):
+            fingerprint = fingerprints.get(index)
             hit = known.get(fingerprint) if fingerprint is not None else None
             if hit is not None:
                 prepared.append((line, Known(line, hit[0], hit[1], getattr(row, "text", ""))))
@@ -932,7 +979,7 @@ class _Importer:
         for _, item in items:
             if isinstance(item, Known) and item.seen is not None:
                 claimed.setdefault(item.member_id, item.seen)
-        batch = _Batch([], [], [], [], [], [], [])
+        batch = _Batch([], [], [], [], [], [], [], [])
         for taken, (line, item) in enumerate(items):
             if isinstance(item, Reject):
                 batch.rejects.append(item)
@@ -967,6 +1014,8 @@ class _Importer:
                     change = self._merge(item, member)
                     if change is None:
                         batch.unchanged.append(member[0])
+                        if item.fingerprint is not None:
+                            batch.confirmed.append((member[0], item.fingerprint))
                     else:
                         batch.changes.append(change)
                         batch.fingerprints.append(item.fingerprint)
@@ -1154,6 +1203,8 @@ class _Importer:
                 source=self.source,
                 actor=self.actor,
             )
+        if batch.confirmed:
+            _confirm(self.club, batch.confirmed)
         created: list[int] = []
         if batch.creates:
             created = bulk_create_members(

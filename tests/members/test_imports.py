@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from groups import services as group_services
 from groups.integrity import discrepancy
 from groups.models import MembersGroup, Membership, MembershipEvent
 from loyalty.models import Club
+from members import imports
 from members.imports import ImportReport, Reject, import_members, read_rows
 from members.models import Member
 from members.services import create_member, update_member
@@ -762,6 +764,125 @@ def test_a_row_is_only_taken_as_imported_under_the_same_header_and_options(
         ]
     else:
         assert counts(report) == (0, 1, 0, 0)
+
+
+@pytest.fixture
+def parsed_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The line of every row the import parses."""
+    lines: list[int] = []
+    original = imports.parse_row
+
+    def spy(line: int, row: Any) -> Any:
+        lines.append(line)
+        return original(line, row)
+
+    monkeypatch.setattr(imports, "parse_row", spy)
+    return lines
+
+
+@pytest.mark.parametrize("name", ["members.csv", "members.jsonl"])
+def test_a_re_import_skips_unparsed_the_rows_that_wrote_their_members(
+    club: Club, tmp_path: Path, parsed_rows: list[int], name: str
+) -> None:
+    text = (
+        "email,nick\nann@example.com,Ann\nbob@example.com,Bob\n"
+        if name.endswith(".csv")
+        else '{"email": "ann@example.com", "properties": {"nick": "Ann"}}\n'
+        '{"email": "bob@example.com", "properties": {"nick": "Bob"}}\n'
+    )
+    path = write(tmp_path, text, name)
+    run(club, path)
+    first = len(parsed_rows)
+    update_member(member=member(club, "bob@example.com"), source="api", properties={"x": 1})
+
+    report, _ = run(club, path)
+
+    assert first == 2
+    # Ann's row is known; Bob was changed since, so his row is parsed and applied again.
+    assert parsed_rows[first:] == [3 if name.endswith(".csv") else 2]
+    assert counts(report) == (0, 1, 1, 0)
+    assert all(m.import_fingerprint for m in Member.objects.filter(club=club))
+
+
+def test_a_member_from_elsewhere_is_known_after_one_import_that_leaves_it_unchanged(
+    club: Club, tmp_path: Path, parsed_rows: list[int]
+) -> None:
+    create_member(club=club, source="api", email="ann@example.com", properties={"nick": "Ann"})
+    stamp = member(club, "ann@example.com").updated_at
+    path = write(tmp_path, "email,nick\nann@example.com,Ann\n")
+
+    first, _ = run(club, path)
+    second, _ = run(club, path)
+
+    assert counts(first) == counts(second) == (0, 0, 1, 0)
+    assert parsed_rows == [2]
+    assert member(club, "ann@example.com").updated_at == stamp
+    assert not MembershipEvent.objects.filter(club=club, source="import").exists()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"arrays": "append"},
+        {"match_by": "email"},
+        {"mode": "update"},
+    ],
+)
+def test_a_row_is_known_only_under_the_options_that_imported_it(
+    club: Club, tmp_path: Path, parsed_rows: list[int], options: dict[str, Any]
+) -> None:
+    path = write(tmp_path, "email,nick\nann@example.com,Ann\n")
+    run(club, path)
+
+    report, _ = run(club, path, **options)
+    again, _ = run(club, path, **options)
+
+    assert counts(report) == counts(again) == (0, 0, 1, 0)
+    # Parsed again under new options, once: the unchanged member then holds the new one.
+    assert parsed_rows == [2, 2]
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({"mode": "create"}, "a member with this email already exists (id {pk})"),
+        ({"match_by": "id"}, "the email belongs to member {pk}, but the row has no id"),
+    ],
+)
+def test_where_a_re_import_refuses_a_row_the_fast_path_does_not_hide_it(
+    club: Club, tmp_path: Path, options: dict[str, Any], reason: str
+) -> None:
+    path = write(tmp_path, "email,nick\nann@example.com,Ann\n")
+    run(club, path, **options)
+
+    _, rejects = run(club, path, **options)
+
+    pk = member(club, "ann@example.com").pk
+    assert reasons(rejects) == [(2, reason.format(pk=pk))]
+
+
+def test_a_header_title_spanning_lines_is_part_of_the_fingerprint(
+    club: Club, tmp_path: Path
+) -> None:
+    run(club, write(tmp_path, 'email,"\nnick"\nann@example.com,Oslo\n'))
+
+    report, _ = run(club, write(tmp_path, 'email,"\ncity"\nann@example.com,Oslo\n'))
+
+    assert counts(report) == (0, 1, 0, 0)
+    assert member(club, "ann@example.com").properties == {"nick": "Oslo", "city": "Oslo"}
+
+
+def test_rows_from_two_files_with_the_same_line_numbers_keep_their_own_fingerprints(
+    club: Club, tmp_path: Path
+) -> None:
+    a = write(tmp_path, "email\nann@example.com\n", "a.csv")
+    b = write(tmp_path, "email\nbob@example.com\n", "b.csv")
+    run(club, chain(read_rows(a), read_rows(b)))
+
+    report, rejects = run(club, chain(read_rows(a), read_rows(b)))
+
+    assert counts(report) == (0, 0, 2, 0)
+    assert rejects == []
 
 
 def test_a_dry_run_writes_nothing_and_reports_what_a_real_run_does(
