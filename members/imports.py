@@ -27,7 +27,12 @@ from loyalty.db import in_retried_transaction
 from loyalty.models import Club
 from members.models import ChannelStatus, Member
 from members.normalize import InvalidIdentifier, normalize_email, normalize_id, normalize_msisdn
-from members.services import JSON_FIELDS, MEMBER_FIELDS, bulk_create_members
+from members.services import (
+    JSON_FIELDS,
+    MEMBER_FIELDS,
+    insert_members,
+    json_text,
+)
 from members.signals import members_updated
 
 MODES = ("upsert", "create", "update")
@@ -601,8 +606,6 @@ CHANGES_TABLE = "members_import_changes"
 # Part of every fingerprint: bump it when a change of parsing, normalising or merging could
 # make a row do something else than before, so that re-imports parse every row again.
 FINGERPRINT_VERSION = 1
-# Model.__init__ has a fast path for positional values.
-MEMBER_ATTNAMES = tuple(f.attname for f in Member._meta.concrete_fields)
 # The statuses of a new member whose row does not give them: the model's defaults.
 NEW_MEMBER = {name: Member._meta.get_field(name).default for name in STATUS_FIELDS}
 
@@ -875,7 +878,8 @@ Owner = int | _New
 class _Batch:
     """What one batch writes, and what it reports once committed."""
 
-    creates: list[Member]
+    # ``insert_members`` rows.
+    creates: list[list[Any]]
     changes: list[Stored]
     # The fingerprint of the row behind each change.
     fingerprints: list[str | None]
@@ -1091,26 +1095,27 @@ class _Importer:
     def _consent(self, given: tuple[bool, str | None]) -> dict[str, Any]:
         return {"status": given[0], "updated_at": given[1] or self.now_iso}
 
-    def _new_member(self, row: Row) -> Member:
+    def _new_member(self, row: Row) -> list[Any]:
+        """The row as ``insert_members`` takes a new member."""
         properties = row.properties
         if None in properties.values():
             properties = {key: value for key, value in properties.items() if value is not None}
-        values: dict[str, Any] = {
-            **NEW_MEMBER,
-            "email": row.email,
-            "msisdn": row.msisdn,
-            "properties": properties,
-            "consents": {
-                name: self._consent(given)
-                for name, given in row.consents.items()
-                if given is not None
-            },
-            **row.statuses,
-            "subunit_ids": row.subunit_ids or [],
-            "favorite_stores": row.favorite_stores or [],
-            "import_fingerprint": row.fingerprint,
+        consents = {
+            name: self._consent(given) for name, given in row.consents.items() if given is not None
         }
-        return Member(*map(values.get, MEMBER_ATTNAMES))
+        statuses = row.statuses
+        return [
+            None,
+            None,
+            row.email,
+            row.msisdn,
+            json_text(properties),
+            json_text(consents),
+            *(statuses.get(name, NEW_MEMBER[name]) for name in STATUS_FIELDS),
+            json_text(row.subunit_ids or []),
+            json_text(row.favorite_stores or []),
+            row.fingerprint,
+        ]
 
     def _merged_properties(
         self, stored: dict[str, Any], given: dict[str, Any]
@@ -1207,8 +1212,8 @@ class _Importer:
             _confirm(self.club, batch.confirmed)
         created: list[int] = []
         if batch.creates:
-            created = bulk_create_members(
-                club=self.club, members=batch.creates, source=self.source, actor=self.actor
+            created = insert_members(
+                club=self.club, rows=batch.creates, source=self.source, actor=self.actor
             )
 
         def resolved(owner: int | _New) -> int:

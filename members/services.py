@@ -100,14 +100,17 @@ def delete_member(*, member: Member, source: str, actor: str = "") -> None:
     member.delete()
 
 
-INSERT_COLUMNS = ("club_id", "created_at", "updated_at", *MEMBER_FIELDS, "import_fingerprint")
+# A new member as ``insert_members`` takes it: the timestamps (None: now), then the values.
+NEW_ROW_COLUMNS = ("created_at", "updated_at", *MEMBER_FIELDS, "import_fingerprint")
+INSERT_COLUMNS = ("club_id", *NEW_ROW_COLUMNS)
 JSON_FIELDS = frozenset({"properties", "consents", "subunit_ids", "favorite_stores"})
 # SQLite's smallest bound-parameter limit (SQLITE_MAX_VARIABLE_NUMBER before 3.32).
 SQLITE_MAX_PARAMS = 999
 
 
-def _json(value: Any) -> str:
-    # Most members have no consents, subunits or favourite stores: skip the encoder.
+def json_text(value: Any) -> str:
+    """A JSON column's value as text; most members have no consents, subunits or
+    favourite stores, and those skip the encoder."""
     if value == {}:
         return "{}"
     if value == []:
@@ -115,15 +118,7 @@ def _json(value: Any) -> str:
     return json.dumps(value)
 
 
-def _row(member: Member) -> list[Any]:
-    """The member's INSERT_COLUMNS values, JSON as text."""
-    return [
-        _json(getattr(member, column)) if column in JSON_FIELDS else getattr(member, column)
-        for column in INSERT_COLUMNS
-    ]
-
-
-def _insert(members: Sequence[Member]) -> list[int]:
+def _insert(club: Club, rows: Sequence[Sequence[Any]], now: datetime) -> list[int]:
     """Insert the rows as they are, timestamps included; return their ids in order.
 
     Django's ``bulk_create`` would overwrite ``created_at`` (``auto_now_add``), which an
@@ -137,7 +132,7 @@ def _insert(members: Sequence[Member]) -> list[int]:
             cursor.execute(
                 "SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass "
                 "AS seq OFFSET 0) s, generate_series(1, %s)",
-                [table, len(members)],
+                [table, len(rows)],
             )
             ids = [row[0] for row in cursor.fetchall()]
             columns = ", ".join(("id", *INSERT_COLUMNS))
@@ -145,22 +140,22 @@ def _insert(members: Sequence[Member]) -> list[int]:
             # time of psycopg's typed adapters (Jsonb, datetime) for every row.
             iso = cache(datetime.isoformat)
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for pk, member in zip(ids, members, strict=True):
-                    row = _row(member)
-                    row[1], row[2] = iso(row[1]), iso(row[2])
-                    copy.write_row([pk, *row])
+                for pk, (created, updated, *values) in zip(ids, rows, strict=True):
+                    created = iso(created or now)
+                    copy.write_row(
+                        (pk, club.pk, created, iso(updated) if updated else created, *values)
+                    )
             return ids
         adapt = connection.ops.adapt_datetimefield_value
         ids = []
         per_statement = SQLITE_MAX_PARAMS // len(INSERT_COLUMNS)
         placeholders = f"({', '.join(['%s'] * len(INSERT_COLUMNS))})"
-        for start in range(0, len(members), per_statement):
-            chunk = members[start : start + per_statement]
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
             params: list[Any] = []
-            for member in chunk:
-                row = _row(member)
-                row[1], row[2] = adapt(row[1]), adapt(row[2])
-                params.extend(row)
+            for created, updated, *values in chunk:
+                created = adapt(created or now)
+                params.extend((club.pk, created, adapt(updated) if updated else created, *values))
             cursor.execute(
                 f"INSERT INTO {table} ({', '.join(INSERT_COLUMNS)}) VALUES "
                 f"{', '.join([placeholders] * len(chunk))} RETURNING id",
@@ -171,20 +166,36 @@ def _insert(members: Sequence[Member]) -> list[int]:
 
 
 @transaction.atomic
+def insert_members(
+    *, club: Club, rows: Sequence[Sequence[Any]], source: str, actor: str = ""
+) -> list[int]:
+    """Insert already-normalised members, given as ``NEW_ROW_COLUMNS`` rows with JSON as
+    text, and put them in their groups, set-based; return their ids in order.
+
+    A timestamp left None is now; an ``updated_at`` left None is the ``created_at``.
+    """
+    ids = _insert(club, rows, timezone.now())
+    members_created.send(sender=Member, club=club, member_ids=ids, source=source, actor=actor)
+    return ids
+
+
 def bulk_create_members(
     *, club: Club, members: Sequence[Member], source: str, actor: str = ""
 ) -> list[int]:
-    """Insert already-normalised members and put them in their groups, set-based.
-
-    ``created_at`` and ``updated_at`` default to now; an import or a demo may set them.
-    """
+    """``insert_members`` for model instances, which get their ids, club and timestamps."""
     now = timezone.now()
     for member in members:
         member.club = club
         member.created_at = member.created_at or now
         member.updated_at = member.updated_at or member.created_at
-    ids = _insert(members)
+    rows = [
+        [
+            json_text(getattr(member, column)) if column in JSON_FIELDS else getattr(member, column)
+            for column in NEW_ROW_COLUMNS
+        ]
+        for member in members
+    ]
+    ids = insert_members(club=club, rows=rows, source=source, actor=actor)
     for pk, member in zip(ids, members, strict=True):
         member.pk = pk
-    members_created.send(sender=Member, club=club, member_ids=ids, source=source, actor=actor)
     return ids
