@@ -26,7 +26,13 @@ from django.utils.dateparse import parse_datetime
 from loyalty.db import in_retried_transaction
 from loyalty.models import Club
 from members.models import ChannelStatus, Member
-from members.normalize import InvalidIdentifier, normalize_email, normalize_id, normalize_msisdn
+from members.normalize import (
+    NORMALIZERS,
+    InvalidIdentifier,
+    normalize_email,
+    normalize_id,
+    normalize_msisdn,
+)
 from members.services import (
     JSON_FIELDS,
     MEMBER_FIELDS,
@@ -86,6 +92,8 @@ DELIMITERS = (",", ";", "\t")
 # Member fields a CSV column may name; every other column is a property.
 CSV_FIELDS = frozenset({"id", "email", "msisdn", "sms_status", "email_status", "push_status"})
 CSV_ARRAYS = frozenset({"subunit_ids", "favorite_stores"})
+# A row's member is the one with its email, else its msisdn, else its id (see ``_key``).
+LOOKUP_ORDER = ("email", "msisdn", "id")
 # The service's own: present in exports of members, ignored on import.
 IGNORED_FIELDS = frozenset({"created_at", "updated_at"})
 # Names a property cannot have: conditions would read the member field of the same name.
@@ -220,6 +228,8 @@ class Layout:
     """Where a CSV file's columns go, grouped so that each row is built in a few tight loops."""
 
     width: int
+    # The columns of email, msisdn and id, in the order a known row's member is found by.
+    identifiers: tuple[tuple[str, int], ...]
     fields: tuple[tuple[int, str], ...]
     properties: tuple[tuple[int, str], ...]
     converted: tuple[Column, ...]
@@ -241,8 +251,10 @@ def _layout(titles: Sequence[str]) -> Layout:
             raise ValueError(f"columns {earlier!r} and {title!r} name the same field")
         columns.append(column)
     plain = [c for c in columns if c.convert is None]
+    given = {c.key: c.index for c in plain if c.kind == FIELD}
     return Layout(
         width=len(titles),
+        identifiers=tuple((name, given[name]) for name in LOOKUP_ORDER if name in given),
         fields=tuple((c.index, c.key) for c in plain if c.kind == FIELD),
         properties=tuple((c.index, c.key) for c in plain if c.kind == PROPERTY),
         converted=tuple(c for c in columns if c.convert is not None),
@@ -318,7 +330,7 @@ class RowReader(Iterator[Item]):
     def _csv(self, lines: Iterable[str], skipped: int, header: str) -> Iterator[Item]:
         delimiter = max(DELIMITERS, key=header.count)
         reader = csv.reader(lines, delimiter=delimiter, strict=True)
-        layout, header_error = Layout(0, (), (), ()), ""
+        layout, header_error = Layout(0, (), (), (), ()), ""
         try:
             layout = _layout(next(reader))
         except (csv.Error, ValueError) as exc:
@@ -829,33 +841,84 @@ def _confirm(club: Club, confirmed: list[tuple[int, str]]) -> None:
         )
 
 
-def _known(club: Club, fingerprints: list[str]) -> dict[str, tuple[int, int | None]]:
-    """The club's members holding these fingerprints: fingerprint -> (id, line that took it).
+Keyed = tuple[str, str, str]  # a row's fingerprint, the identifier to look it up by, its value
 
+
+def _key(row: FileRow | CsvRecord) -> tuple[str, str] | None:
+    """Where to look for the member holding the row's fingerprint: by the row's email,
+    else msisdn, else id, as text; None where the row gives none usable.
+
+    A member holds a row's fingerprint only while it holds what the row gave (any other
+    write clears it), so it has this identifier. The lookup also compares the fingerprint:
+    a looser key than the parse's (an email only lower-cased) can miss, sending the row to
+    the full parse, but never finds another member.
+    """
+    if isinstance(row, CsvRecord):
+        given: Iterable[tuple[str, Any]] = (
+            (name, row.cells[index]) for name, index in row.layout.identifiers
+        )
+    else:
+        given = ((name, row.get(name)) for name in LOOKUP_ORDER)
+    for name, value in given:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        try:
+            key = value.strip().lower() if name == "email" else str(NORMALIZERS[name](value))
+        except (InvalidIdentifier, AttributeError):
+            return None
+        return None if "\n" in key else (name, key)
+    return None
+
+
+def _known(club: Club, keyed: list[Keyed]) -> dict[str, tuple[int, int | None]]:
+    """The club's members holding these rows' fingerprints, each found by the row's email,
+    msisdn or id: fingerprint -> (id, line that took it).
+
+    Through the unique index of each identifier: no index of the fingerprints to keep up.
     Not locked, unlike the members ``_stored`` reads: a known row writes nothing to its
     member (a ``--group`` add locks it as every membership write does), so a concurrent
     change of it is simply ordered after this import's row.
     """
     seen = _temp(SEEN_TABLE)
+    by_name: dict[str, list[str]] = {}
+    # Sorted, so that the lookups walk each index in order, each near the last.
+    for fingerprint, name, value in sorted(keyed, key=lambda k: (k[1], k[2])):
+        by_name.setdefault(name, []).append(f"{fingerprint} {value}")
+    queries: list[str] = []
+    params: list[Any] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # One string split there, as for emails in ``_stored``: cheaper than an array.
-            cursor.execute(
-                "SELECT m.import_fingerprint, m.id, s.line "
-                "FROM unnest(string_to_array(%s, E'\\n')) AS k(value) "
-                f"CROSS JOIN LATERAL (SELECT id, import_fingerprint FROM {MEMBER_TABLE} "
-                f"WHERE club_id = {CLUB} AND import_fingerprint = k.value LIMIT 1) AS m "
-                f"LEFT JOIN LATERAL (SELECT line FROM {seen} WHERE member_id = m.id LIMIT 1) "
-                "AS s ON true",
-                ["\n".join(fingerprints), club.pk],
-            )
+            for name, pairs in by_name.items():
+                value = "k.value::bigint" if name == "id" else "k.value"
+                # One string split there, as in ``_stored``: cheaper than arrays. Fingerprints
+                # are 32 hex digits, and no valid identifier holds a line break.
+                queries.append(
+                    "SELECT k.fp, m.id, s.line FROM (SELECT left(p, 32) AS fp, "
+                    "substr(p, 34) AS value FROM unnest(string_to_array(%s, E'\\n')) AS p) AS k "
+                    f"CROSS JOIN LATERAL (SELECT id FROM {MEMBER_TABLE} WHERE club_id = {CLUB} "
+                    f"AND {name} = {value} AND import_fingerprint = k.fp LIMIT 1) AS m "
+                    f"LEFT JOIN LATERAL (SELECT line FROM {seen} WHERE member_id = m.id LIMIT 1) "
+                    "AS s ON true"
+                )
+                params += ["\n".join(pairs), club.pk]
         else:
-            cursor.execute(
-                f"SELECT m.import_fingerprint, m.id, s.line FROM {MEMBER_TABLE} AS m "
-                f"LEFT JOIN {seen} AS s ON s.member_id = m.id WHERE m.club_id = %s "
-                "AND m.import_fingerprint IN (SELECT value FROM json_each(%s))",
-                [club.pk, json.dumps(fingerprints)],
-            )
+            for name, pairs in by_name.items():
+                value = (
+                    "CAST(substr(j.value, 34) AS INTEGER)"
+                    if name == "id"
+                    else "substr(j.value, 34)"
+                )
+                # CROSS JOIN: SQLite keeps the rows outermost and probes the members' index.
+                queries.append(
+                    f"SELECT substr(j.value, 1, 32), m.id, s.line FROM json_each(%s) AS j "
+                    f"CROSS JOIN {MEMBER_TABLE} AS m LEFT JOIN {seen} AS s ON s.member_id = m.id "
+                    f"WHERE m.club_id = %s AND m.{name} = {value} "
+                    "AND m.import_fingerprint = substr(j.value, 1, 32)"
+                )
+                params += [json.dumps(pairs), club.pk]
+        if not queries:
+            return {}
+        cursor.execute(" UNION ALL ".join(queries), params)
         return {fp: (pk, line) for fp, pk, line in cursor.fetchall()}
 
 
@@ -932,16 +995,15 @@ class _Importer:
         """Parse the batch's rows, but for those a member's fingerprint shows are unchanged."""
         # By position: rows given by code need not have distinct line numbers.
         fingerprints: dict[int, str] = {}
+        keyed: list[Keyed] = []
         if self.salt is not None:
-            fingerprints = {
-                index: self._fingerprint(row)
-                for index, (_, row) in enumerate(items)
-                if isinstance(row, FileRow | CsvRecord)
-            }
-        known: dict[str, tuple[int, int | None]] = {}
-        if fingerprints and self.club_has_fingerprints:
-            # Sorted, so that the lookups walk the index in order, each near the last.
-            known = _known(self.club, sorted(set(fingerprints.values())))
+            for index, (_, row) in enumerate(items):
+                if isinstance(row, FileRow | CsvRecord):
+                    fingerprints[index] = self._fingerprint(row)
+                    key = _key(row) if self.club_has_fingerprints else None
+                    if key is not None:
+                        keyed.append((fingerprints[index], *key))
+        known = _known(self.club, keyed) if keyed else {}
         prepared: list[tuple[int, Known | Row | Reject]] = []
         for index, (line, row) in enumerate(items):
             fingerprint = fingerprints.get(index)

@@ -70,10 +70,12 @@ class Member(ClubScopedModel):
             ),
         ]
         indexes = [
+            # Whether any of a club's members came from a file (imports look the rest up by
+            # email, msisdn or id): one key per club, so each new entry goes at the end.
             models.Index(
-                fields=["club", "import_fingerprint"],
+                fields=["club"],
                 condition=models.Q(import_fingerprint__isnull=False),
-                name="member_club_fingerprint_idx",
+                name="member_club_imported_idx",
             ),
         ]
 

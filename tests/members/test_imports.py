@@ -804,6 +804,57 @@ def test_a_re_import_skips_unparsed_the_rows_that_wrote_their_members(
     assert all(m.import_fingerprint for m in Member.objects.filter(club=club))
 
 
+@pytest.mark.parametrize(
+    ("header", "cells"),
+    [
+        ("msisdn,nick", "+47 400 00 001,Ann"),
+        ("email,msisdn,nick", ",004740000001,Ann"),
+        ("id,nick", "{pk},Ann"),
+        ("email,id,nick", "  ,{pk},Ann"),
+    ],
+)
+def test_a_re_import_finds_a_known_row_by_its_msisdn_or_id_when_it_has_no_email(
+    club: Club, tmp_path: Path, parsed_rows: list[int], header: str, cells: str
+) -> None:
+    create_member(club=club, source="api", msisdn="4740000001")
+    pk = Member.objects.get(club=club).pk
+    path = write(tmp_path, f"{header}\n{cells.format(pk=pk)}\n")
+
+    first, _ = run(club, path)
+    second, _ = run(club, path)
+
+    assert counts(first) == (0, 1, 0, 0)
+    assert counts(second) == (0, 0, 1, 0)
+    assert parsed_rows == [2]
+
+
+def test_a_re_import_knows_a_row_whose_email_is_not_written_as_stored(
+    club: Club, tmp_path: Path, parsed_rows: list[int]
+) -> None:
+    path = write(tmp_path, 'email,nick\n" Ann@Example.COM ",Ann\n')
+
+    first, _ = run(club, path)
+    second, _ = run(club, path)
+
+    assert counts(first) == (1, 0, 0, 0)
+    assert counts(second) == (0, 0, 1, 0)
+    assert parsed_rows == [2]
+
+
+def test_a_known_row_taken_earlier_in_the_same_import_is_a_duplicate(
+    club: Club, tmp_path: Path, parsed_rows: list[int]
+) -> None:
+    path = write(tmp_path, "email,nick\nann@example.com,Ann\nann@example.com,Ann\n")
+    run(club, path)
+
+    report, rejects = run(club, path, batch_size=1)
+
+    assert counts(report) == (0, 0, 1, 1)
+    assert reasons(rejects) == [(3, "duplicate: line 2 already imported this member")]
+    # Only the first run parsed them: the second knew both rows by the email.
+    assert parsed_rows == [2, 3]
+
+
 def test_a_member_from_elsewhere_is_known_after_one_import_that_leaves_it_unchanged(
     club: Club, tmp_path: Path, parsed_rows: list[int]
 ) -> None:
