@@ -14,8 +14,8 @@ from groups import services as group_services
 from groups.integrity import discrepancy
 from groups.models import MembersGroup, Membership, MembershipEvent
 from loyalty.models import Club
-from members import imports
 from members.imports import ImportReport, Reject, import_members, read_rows
+from members.imports import rows as import_rows
 from members.models import Member
 from members.services import create_member, update_member
 from tests.helpers import assert_consistent, cond
@@ -770,13 +770,13 @@ def test_a_row_is_only_taken_as_imported_under_the_same_header_and_options(
 def parsed_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The line of every row the import parses."""
     lines: list[int] = []
-    original = imports.parse_row
+    original = import_rows.parse_row
 
     def spy(line: int, row: Any) -> Any:
         lines.append(line)
         return original(line, row)
 
-    monkeypatch.setattr(imports, "parse_row", spy)
+    monkeypatch.setattr(import_rows, "parse_row", spy)
     return lines
 
 
