@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
@@ -16,6 +16,9 @@ from django.utils.html import format_html_join
 from audiences import services
 from audiences.models import Audience
 from loyalty.admin import ClubFilter, ClubScopedAdmin, ServiceModelForm, adopt
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 
 
 class AudienceForm(ServiceModelForm):
@@ -39,13 +42,13 @@ class AudienceAdmin(ClubScopedAdmin):
         # The groups using each audience are listed on every row: one query per page.
         return super().get_queryset(request).prefetch_related("groups")
 
-    def get_fields(self, request: HttpRequest, obj: Audience | None = None) -> Sequence[str]:
-        fields = ["club", "name", "conditions"]
+    def get_fields(self, request: HttpRequest, obj: Audience | None = None) -> _FieldGroups:
+        fields: _FieldGroups = ["club", "name", "conditions"]
         return fields if obj is None else [*fields, *self.readonly_fields]
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: Audience | None = None
-    ) -> Sequence[str]:
+    ) -> list[str] | tuple[str, ...]:
         fields = super().get_readonly_fields(request, obj)
         # A manual or system group's audience is its own rule; the service refuses changes.
         if obj is not None and obj.groups.filter(Q(automatic=False) | Q(system=True)).exists():
@@ -72,7 +75,7 @@ class AudienceAdmin(ClubScopedAdmin):
         )
 
     def save_model(
-        self, request: HttpRequest, obj: Audience, form: forms.ModelForm, change: bool
+        self, request: HttpRequest, obj: Audience, form: forms.ModelForm[Audience], change: bool
     ) -> None:
         data = form.cleaned_data
         if change:

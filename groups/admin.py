@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -27,6 +27,7 @@ from django.http import (
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from audiences.conditions import ConditionError, Node, parse_conditions, referenced_group_ids
 from audiences.describe import describe_conditions
@@ -50,6 +51,9 @@ from loyalty.admin import (
 from loyalty.errors import DomainError
 from members.models import Member
 from members.normalize import NORMALIZERS, InvalidIdentifier
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 
 MEMBERS_PER_PAGE = 100
 EVENTS_PER_PAGE = 50
@@ -198,7 +202,7 @@ class MembersGroupAdmin(ClubScopedAdmin):
     actions = ["export_members_csv"]
     delete_selected_confirmation_template = "admin/refusable_delete_selected_confirmation.html"
 
-    def get_fields(self, request: HttpRequest, obj: MembersGroup | None = None) -> Sequence[str]:
+    def get_fields(self, request: HttpRequest, obj: MembersGroup | None = None) -> _FieldGroups:
         if obj is None:
             return [*GROUP_FIELDS, "audience_conditions"]
         editable = rule_is_editable(obj) and self.has_change_permission(request, obj)
@@ -213,10 +217,10 @@ class MembersGroupAdmin(ClubScopedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: MembersGroup | None = None) -> bool:
         return not (obj is not None and obj.system) and super().has_delete_permission(request, obj)
 
-    def action_checkbox(self, obj: MembersGroup) -> str:
+    def action_checkbox(self, obj: MembersGroup) -> SafeString:
         # A system group cannot be selected: deleting it is refused (also for a forged
         # request), and its members are downloaded from its own page instead.
-        return "" if obj.system else super().action_checkbox(obj)
+        return mark_safe("") if obj.system else super().action_checkbox(obj)
 
     @admin.action(description="Export members as CSV", permissions=["view"])
     def export_members_csv(
@@ -335,7 +339,11 @@ class MembersGroupAdmin(ClubScopedAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(
-        self, request: HttpRequest, obj: MembersGroup, form: forms.ModelForm, change: bool
+        self,
+        request: HttpRequest,
+        obj: MembersGroup,
+        form: forms.ModelForm[MembersGroup],
+        change: bool,
     ) -> None:
         data = form.cleaned_data
         fields = {name: data[name] for name in ("name", "type", "description")}
@@ -423,7 +431,8 @@ class MembersGroupAdmin(ClubScopedAdmin):
         """
         if request.method != "POST":
             return JsonResponse({"error": "Send the conditions with POST."}, status=405)
-        club = managed_clubs(request).filter(pk=_cursor_value(request.POST.get("club"))).first()
+        club_id = _cursor_value(request.POST.get("club"))
+        club = None if club_id is None else managed_clubs(request).filter(pk=club_id).first()
         if club is None or not self.has_view_permission(request):
             return JsonResponse({"error": "Choose one of your clubs first."}, status=400)
         try:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.request import Request
 
-from groups.models import EventKind, MembersGroup, MembershipEvent, Source
+from groups.models import EventKind, Source
 from loyalty.pagination import (
     INTEGER_ARRAY,
     bool_param,
@@ -19,13 +19,17 @@ from loyalty.pagination import (
     time_param,
 )
 
+# A backend gives back the queryset it was given, narrowed: same model, same rows.
+_M = TypeVar("_M", bound=Model)
+_R = TypeVar("_R")
+
 
 class MembersGroupFilter(BaseFilterBackend):
     """Filter by ``ids[]``, ``name``, ``type``, ``automatic``, ``system`` and ``search``."""
 
     def filter_queryset(
-        self, request: Request, queryset: QuerySet[MembersGroup], view: Any
-    ) -> QuerySet[MembersGroup]:
+        self, request: Request, queryset: QuerySet[_M, _R], view: Any
+    ) -> QuerySet[_M, _R]:
         query = request.query_params
         ids = int_list_param(query, "ids")
         if ids is not None:
@@ -62,8 +66,8 @@ class MembershipEventFilter(BaseFilterBackend):
     """Filter a group's events by ``member_id``, ``kind``, ``source``, ``since`` and ``until``."""
 
     def filter_queryset(
-        self, request: Request, queryset: QuerySet[MembershipEvent], view: Any
-    ) -> QuerySet[MembershipEvent]:
+        self, request: Request, queryset: QuerySet[_M, _R], view: Any
+    ) -> QuerySet[_M, _R]:
         query = request.query_params
         member_id = int_param(query, "member_id")
         if member_id is not None:

@@ -56,7 +56,7 @@ class GroupForm(ServiceModelForm):
         return conditions
 
 
-def _lines(upload: UploadedFile) -> Iterator[str]:
+def _lines(upload: UploadedFile[bytes]) -> Iterator[str]:
     # Django splits the upload on \r, \n and \r\n only, which never occur inside a UTF-8
     # sequence, so each line decodes on its own and the file is never read whole.
     for number, line in enumerate(upload):
@@ -72,7 +72,9 @@ def _is_identifier(value: str, normalize: Callable[[Any], Any]) -> bool:
     return True
 
 
-def first_column(upload: UploadedFile, normalize: Callable[[Any], Any], limit: int) -> list[str]:
+def first_column(
+    upload: UploadedFile[bytes], normalize: Callable[[Any], Any], limit: int
+) -> list[str]:
     """Read the first column of a CSV upload, at most ``limit + 1`` values.
 
     The delimiter (comma, semicolon or tab) is guessed from the first line, as spreadsheet
@@ -131,6 +133,7 @@ class BulkMembersForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # a Form's clean() returns its cleaned_data
         identifier_type = cleaned.get("identifier_type")
         if identifier_type is None:
             return cleaned

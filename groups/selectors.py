@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from django.db.models import (
@@ -83,7 +83,9 @@ def group_members_count_at(*, group: MembersGroup, at: datetime) -> int:
         joins=Count("id", filter=Q(kind=EventKind.JOINED)),
         leaves=Count("id", filter=Q(kind=EventKind.LEFT)),
     )
-    return max(counts["joins"] - counts["leaves"], 0)
+    joins: int = counts["joins"]
+    leaves: int = counts["leaves"]
+    return max(joins - leaves, 0)
 
 
 def group_members_page(
@@ -150,12 +152,14 @@ def explain_membership(*, group: MembersGroup, member: Member) -> dict[str, Any]
 
     walk(conditions, "n")
     compiled["rule"] = _node_rule(group, conditions)
-    flags = Member.objects.filter(pk=member.pk).values(
+    row = Member.objects.filter(pk=member.pk).values(
         **{
             key: Case(When(q, then=Value(True)), default=Value(False), output_field=BooleanField())
             for key, q in compiled.items()
         }
     )[0]
+    # A boolean per key: keys passed as **kwargs are beyond what django-stubs can type.
+    flags = cast("dict[str, bool]", row)
 
     def annotate(items: list[Any], path: str) -> list[dict[str, Any]]:
         annotated = []

@@ -116,10 +116,10 @@ class IdentifierListField(serializers.Field[list[Any], list[Any], list[Any], Any
             if not isinstance(item, str | int) or isinstance(item, bool)
         ]
         if wrong:
-            message = self.error_messages["invalid"]
-            raise serializers.ValidationError(
-                {index: [serializers.ErrorDetail(message, code="invalid")] for index in wrong}
-            )
+            message = str(self.error_messages["invalid"])
+            errors = {index: [serializers.ErrorDetail(message, code="invalid")] for index in wrong}
+            # Keyed by item index, which DRF keeps; the stubs admit only str keys.
+            raise serializers.ValidationError(errors)  # type: ignore[arg-type]
         return data
 
     def to_representation(self, value: list[Any]) -> list[Any]:

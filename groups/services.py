@@ -430,7 +430,9 @@ def _audience_for(
         node = parse_or_refuse(audience_conditions, "audience_conditions")
         references = _check_references(club.pk, node, "audience_conditions")
         return Audience(club=club, name=name, conditions=audience_conditions), references
-    audience = Audience.objects.filter(club=club, pk=audience_id).first()
+    audience = (
+        None if audience_id is None else Audience.objects.filter(club=club, pk=audience_id).first()
+    )
     if audience is None:
         raise InvalidParameters.field("audience_id", "not_found")
     node = parse_or_refuse(audience.conditions, "audience_id")
@@ -481,7 +483,9 @@ def update_group(*, group: MembersGroup, actor: str = "", **fields: Any) -> Memb
     group = _lock(group)
     if group.system:
         raise GroupIsSystem()
-    rule_fields = {k: fields[k] for k in ("audience_id", "audience_conditions") if k in fields}
+    rule_fields: dict[str, Any] = {
+        k: fields[k] for k in ("audience_id", "audience_conditions") if k in fields
+    }
     if rule_fields and group.is_manual:
         raise InvalidParameters(
             details={
@@ -832,4 +836,5 @@ def prune_events(*, club: Club, before: datetime) -> int:
             f"{EVENT_TABLE}.created_at AND later.id > {EVENT_TABLE}.id))))",
             {"club": club.pk, "before": before, "joined": EventKind.JOINED},
         )
-        return cursor.rowcount
+        deleted: int = cursor.rowcount
+        return deleted

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -16,6 +15,9 @@ from groups import webhooks
 from groups.models import MembersGroup, WebhookDelivery, WebhookEndpoint
 from loyalty import outbound
 from loyalty.admin import ClubFilter, ClubScopedAdmin, ServiceModelForm, managed_clubs
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 
 MIN_SECRET_LENGTH = 16
 
@@ -48,9 +50,9 @@ class WebhookEndpointForm(ServiceModelForm):
     def __init__(self, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         clubs = managed_clubs(request)
-        self.fields["groups"].queryset = MembersGroup.objects.filter(club__in=clubs).order_by(
-            "club_id", "name"
-        )
+        groups = self.fields["groups"]
+        assert isinstance(groups, forms.ModelMultipleChoiceField)  # declared above
+        groups.queryset = MembersGroup.objects.filter(club__in=clubs).order_by("club_id", "name")
         if self.instance.pk:
             self.initial["groups"] = self.instance.group_ids
 
@@ -94,7 +96,7 @@ class WebhookEndpointAdmin(ClubScopedAdmin):
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
-    ) -> type[forms.ModelForm]:
+    ) -> type[forms.ModelForm[Any]]:
         form = super().get_form(request, obj, change, **kwargs)
 
         class RequestForm(form):  # type: ignore[valid-type,misc]
@@ -103,8 +105,8 @@ class WebhookEndpointAdmin(ClubScopedAdmin):
 
         return RequestForm
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
-        fields = [*WebhookEndpointForm.Meta.fields]
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> _FieldGroups:
+        fields: list[str | list[str] | tuple[str, ...]] = [*WebhookEndpointForm.Meta.fields]
         if obj is not None and not self.has_change_permission(request, obj):
             # Who may only look does not get the means to forge deliveries.
             fields.remove("secret")
@@ -126,9 +128,12 @@ class EndpointFilter(admin.SimpleListFilter):
     title = "endpoint"
     parameter_name = "endpoint"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[int, str]]:
+    # Ids as text: see ClubFilter.lookups.
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
         endpoints = WebhookEndpoint.objects.filter(club__in=managed_clubs(request))
-        return [(endpoint.pk, str(endpoint)) for endpoint in endpoints]
+        return [(str(endpoint.pk), str(endpoint)) for endpoint in endpoints]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
@@ -170,7 +175,8 @@ class WebhookDeliveryAdmin(ClubScopedAdmin):
         "response_body",
         "error",
     ]
-    readonly_fields = fields
+    # The same names; typed from the base's ``fields``, they would pass for groups of names.
+    readonly_fields = cast("list[str]", fields)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -134,7 +134,8 @@ def body_of(delivery: WebhookDelivery) -> tuple[bytes, int]:
 
 def retry_delay(attempts: int) -> timedelta:
     """How long to wait after the ``attempts``-th failed attempt: 30 s, doubling to 1 hour."""
-    return min(FIRST_RETRY * 2 ** min(attempts - 1, 16), LONGEST_WAIT)
+    delay: timedelta = FIRST_RETRY * 2 ** min(attempts - 1, 16)
+    return min(delay, LONGEST_WAIT)
 
 
 def _claim(delivery_id: int, now: datetime) -> datetime | None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from django import forms
@@ -21,6 +21,17 @@ from loyalty import services
 from loyalty.errors import DomainError
 from loyalty.models import ApiToken, Club
 from loyalty.permits import ALL_PERMITS
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
+
+    # Generic in django-stubs only: at runtime these classes take no type arguments.
+    AnyModelForm = forms.ModelForm[Any]
+    AnyModelAdmin = admin.ModelAdmin[Any]
+    ClubModelAdmin = admin.ModelAdmin[Club]
+else:
+    AnyModelForm = forms.ModelForm
+    AnyModelAdmin = ClubModelAdmin = admin.ModelAdmin
 
 # groups.models.Source.ADMIN, spelled out: members and loyalty sit below groups and never
 # import it.
@@ -133,13 +144,14 @@ class PrettyJSONField(forms.JSONField):
         return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
 
 
-class ServiceModelForm(forms.ModelForm):
+class ServiceModelForm(AnyModelForm):
     """A model form whose row is written by a service; ``refusal`` is that service's "no"."""
 
     refusal: DomainError | None = None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # a ModelForm's clean() returns its cleaned_data
         if self.refusal is not None:
             add_refusal(self, self.refusal)
         return cleaned
@@ -155,8 +167,12 @@ class ClubFilter(admin.SimpleListFilter):
     title = "club"
     parameter_name = "club"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[int, str]]:
-        return [(club.pk, str(club)) for club in managed_clubs(request)]
+    # Ids as text, as queryset() reads them back: the facet counts (?_facets=True) pass
+    # each lookup value to it as it is.
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
+        return [(str(club.pk), str(club)) for club in managed_clubs(request)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
@@ -165,7 +181,7 @@ class ClubFilter(admin.SimpleListFilter):
         return queryset.filter(club_id=value) if value.isdigit() else queryset.none()
 
 
-class ClubScopedAdmin(admin.ModelAdmin):
+class ClubScopedAdmin(AnyModelAdmin):
     """The admin of a club-owned model.
 
     Staff who are not superusers see and change only the rows of the clubs they manage:
@@ -176,7 +192,7 @@ class ClubScopedAdmin(admin.ModelAdmin):
     readable errors instead of a server error.
     """
 
-    form = ServiceModelForm
+    form: type[forms.ModelForm[Any]] = ServiceModelForm
     formfield_overrides = {models.JSONField: {"form_class": PrettyJSONField}}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
@@ -203,21 +219,23 @@ class ClubScopedAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_delete_permission(request, obj) and self.manages(request, obj)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Any = None
+    ) -> list[str] | tuple[str, ...]:
         fields = super().get_readonly_fields(request, obj)
         # A row never moves to another club: no service does that, and ids are club-scoped.
         return fields if obj is None else [*fields, "club"]
 
     def formfield_for_foreignkey(
         self, db_field: models.ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
-    ) -> forms.ModelChoiceField | None:
+    ) -> forms.ModelChoiceField[Any] | None:
         if db_field.name == "club":
             kwargs["queryset"] = managed_clubs(request)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
-    ) -> type[forms.ModelForm]:
+    ) -> type[forms.ModelForm[Any]]:
         form = super().get_form(request, obj, change, **kwargs)
         refusal = _refusal.get()
         if refusal is None:
@@ -243,12 +261,15 @@ class ClubScopedAdmin(admin.ModelAdmin):
             finally:
                 _refusal.reset(token)
 
-    def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
         # An action (such as "delete selected") is all or nothing: a refusal from a service
-        # undoes what the action did before it and is reported on the list.
+        # undoes what the action did before it and is reported on the list. (Django 6 adds
+        # an argument, action_location, passed on as given.)
         try:
             with transaction.atomic(using=router.db_for_write(self.model)):
-                return super().response_action(request, queryset)
+                return super().response_action(request, queryset, *args, **kwargs)
         except DomainError as refusal:
             self.message_user(request, refusal.message, messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
@@ -267,7 +288,7 @@ class ClubScopedAdmin(admin.ModelAdmin):
 
 
 @admin.register(Club)
-class ClubAdmin(admin.ModelAdmin):
+class ClubAdmin(ClubModelAdmin):
     """Clubs: superusers create them (with their system groups) and assign their managers."""
 
     list_display = ["slug", "name", "timezone", "created_at"]
@@ -275,11 +296,13 @@ class ClubAdmin(admin.ModelAdmin):
     filter_horizontal = ["managers"]
     readonly_fields = ["created_at", "updated_at"]
 
-    def get_fields(self, request: HttpRequest, obj: Club | None = None) -> Sequence[str]:
-        fields = ["slug", "name", "timezone", "managers"]
+    def get_fields(self, request: HttpRequest, obj: Club | None = None) -> _FieldGroups:
+        fields: _FieldGroups = ["slug", "name", "timezone", "managers"]
         return fields if obj is None else [*fields, "created_at", "updated_at"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Club | None = None) -> Sequence[str]:
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Club | None = None
+    ) -> list[str] | tuple[str, ...]:
         # The slug is in every API path: changing it would break every client of the club.
         return self.readonly_fields if obj is None else [*self.readonly_fields, "slug"]
 
@@ -307,7 +330,7 @@ class ClubAdmin(admin.ModelAdmin):
 
     def formfield_for_manytomany(
         self, db_field: models.ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
-    ) -> forms.ModelMultipleChoiceField | None:
+    ) -> forms.ModelMultipleChoiceField[Any] | None:
         if db_field.name == "managers":
             # Superusers see every club anyway; only staff accounts need assigning.
             kwargs["queryset"] = db_field.related_model._default_manager.filter(
@@ -316,7 +339,7 @@ class ClubAdmin(admin.ModelAdmin):
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def save_model(
-        self, request: HttpRequest, obj: Club, form: forms.ModelForm, change: bool
+        self, request: HttpRequest, obj: Club, form: forms.ModelForm[Club], change: bool
     ) -> None:
         if change:
             # Name and time zone only: no other row depends on them, so a plain save is whole.
@@ -382,7 +405,7 @@ class ApiTokenAdmin(ClubScopedAdmin):
     actions = ["revoke"]
     readonly_fields = ["prefix", "permit_list", "created_at", "last_used_at", "revoked_at"]
 
-    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Sequence[str]:
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> _FieldGroups:
         if obj is None:
             return ["club", "name", "permits", "all_permits"]
         # Never the hash: it is not the admin's to show.
@@ -390,7 +413,7 @@ class ApiTokenAdmin(ClubScopedAdmin):
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
-    ) -> type[forms.ModelForm]:
+    ) -> type[forms.ModelForm[Any]]:
         if obj is None:
             kwargs["form"] = self.add_form
         return super().get_form(request, obj, change, **kwargs)
@@ -415,7 +438,7 @@ class ApiTokenAdmin(ClubScopedAdmin):
         self,
         request: HttpRequest,
         obj: ApiToken,
-        form: forms.ModelForm,
+        form: forms.ModelForm[ApiToken],
         change: bool,
     ) -> None:
         data = form.cleaned_data

@@ -54,7 +54,8 @@ class ClubAccess:
 
 
 def club_slug(request: Request) -> str | None:
-    return (request.parser_context or {}).get("kwargs", {}).get("loyalty_club_slug")
+    slug: str | None = (request.parser_context or {}).get("kwargs", {}).get("loyalty_club_slug")
+    return slug
 
 
 def check_client_headers(request: Request) -> None:

@@ -17,6 +17,8 @@ class DatabaseCache(db.DatabaseCache):
     ``add`` is already atomic: the key is the table's primary key.
     """
 
+    _table: str  # set by Django's __init__, undeclared in the stubs
+
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> Any:
         key = self.make_and_validate_key(key, version=version)
         using = router.db_for_write(self.cache_model_class)

@@ -151,10 +151,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response = Response(error_body(f"The body must be JSON. {exc.detail}"), status=400)
     elif isinstance(exc, exceptions.APIException):
         response = Response(error_body(_message(exc.detail)), status=exc.status_code)
-        if getattr(exc, "auth_header", None):
-            response["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None) is not None:
-            response["Retry-After"] = str(math.ceil(exc.wait))
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            response["WWW-Authenticate"] = auth_header
+        wait = getattr(exc, "wait", None)
+        if wait is not None:
+            response["Retry-After"] = str(math.ceil(wait))
     else:
         return None
     if response.status_code in REASON_PHRASES:

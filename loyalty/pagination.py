@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from django.db.models import F, Model, QuerySet
 from django.db.models.expressions import OrderBy
@@ -246,6 +246,10 @@ def paginated_schema(resource_key: str, items: dict[str, Any]) -> dict[str, Any]
     }
 
 
+_M = TypeVar("_M", bound=Model)
+_R = TypeVar("_R")
+
+
 class ClubPagination(BasePagination):
     """``page_no``/``per_page`` pages under ``resource_key``, with the SPEC's pagination_info.
 
@@ -256,8 +260,9 @@ class ClubPagination(BasePagination):
     resource_key: ClassVar[str]
 
     def paginate_queryset(
-        self, queryset: QuerySet[Any], request: Request, view: Any = None
-    ) -> list[Model]:
+        self, queryset: QuerySet[_M, _R] | Sequence[_R], request: Request, view: Any = None
+    ) -> list[_R]:
+        assert isinstance(queryset, QuerySet)  # the views page querysets only
         page = PageRequest.from_query(request.query_params)
         # A view that knows the total (e.g. from a stored count) sets ``total_count``.
         total = getattr(view, "total_count", None)

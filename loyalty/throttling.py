@@ -25,6 +25,9 @@ class TokenRateThrottle(SimpleRateThrottle):
     """
 
     scope = "token"
+    # Set by SimpleRateThrottle.__init__ from the rate, undeclared in the stubs.
+    num_requests: int | None
+    duration: int | None
 
     def get_rate(self) -> str:
         # Read on every request (throttles are built per request), so the setting can change.

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar, cast
 
 from django.db.models import F, Model, QuerySet
 from django.http import HttpRequest, HttpResponseBase
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import get_doc
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import Direction, OpenApiParameter
 from rest_framework import exceptions, serializers
 from rest_framework.generics import get_object_or_404
 from rest_framework.parsers import JSONParser
@@ -65,10 +66,10 @@ class JSONObjectParser(JSONParser):
 
     def parse(
         self,
-        stream: Any,
+        stream: IO[Any],
         media_type: str | None = None,
-        parser_context: dict[str, Any] | None = None,
-    ) -> Any:
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         data = super().parse(stream, media_type, parser_context)
         if not isinstance(data, dict):
             raise exceptions.ParseError("The body must be a JSON object.")
@@ -78,6 +79,11 @@ class JSONObjectParser(JSONParser):
 class ApiAutoSchema(AutoSchema):
     """Document each operation's input serializer, its errors, and the club path parameter."""
 
+    @property
+    def club_view(self) -> ClubScopedViewSet:
+        # Only ClubScopedViewSet uses this schema: the view is one of its subclasses.
+        return cast("ClubScopedViewSet", self.view)
+
     def get_override_parameters(self) -> list[Any]:
         parameters = [
             OpenApiParameter(
@@ -85,33 +91,36 @@ class ApiAutoSchema(AutoSchema):
             )
         ]
         if "{id}" in self.path:
-            name = self.view.queryset.model._meta.verbose_name
+            name = self.club_view.queryset.model._meta.verbose_name
             parameters.append(
                 OpenApiParameter("id", int, OpenApiParameter.PATH, description=f"The {name}'s id.")
             )
         return [*parameters, *super().get_override_parameters()]
 
-    def get_description(self) -> str:
+    # drf-spectacular's AutoSchema already drops DRF's (path, method) arguments, and calls this.
+    def get_description(self) -> str:  # type: ignore[override]
         # The action's own docstring only: the viewset's describes the code, not the API.
-        return get_doc(getattr(self.view, self.view.action or "", None))
+        view = self.club_view
+        return get_doc(getattr(view, view.action or "", None))
 
     def get_request_serializer(self) -> Any:
-        return self.view.input_serializers.get(self.view.action)
+        return self.club_view.input_serializers.get(self.club_view.action)
 
     def get_response_serializers(self) -> Any:
-        return self.view.serializer_class
+        return self.club_view.serializer_class
 
-    def _get_request_body(self, direction: str = "request") -> Any:
+    def _get_request_body(self, direction: Direction = "request") -> Any:
+        # The base method is not annotated (drf-spectacular), hence the ignores.
         if self.method != "DELETE" or self.get_request_serializer() is None:
-            return super()._get_request_body(direction)
+            return super()._get_request_body(direction)  # type: ignore[no-untyped-call]
         # Bulk removal carries its payload in a DELETE body, which the base class skips.
         self.method = "POST"
         try:
-            return super()._get_request_body(direction)
+            return super()._get_request_body(direction)  # type: ignore[no-untyped-call]
         finally:
             self.method = "DELETE"
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         codes = set(ALWAYS)
         if self.method in ("POST", "PUT", "PATCH") or self.get_request_serializer() is not None:
@@ -119,13 +128,13 @@ class ApiAutoSchema(AutoSchema):
         # A bad query parameter is refused with 422 details, on lists and elsewhere.
         if self._is_list_view() or any(p["in"] == "query" for p in self._get_parameters()):
             codes.add(422)
-        if self.view.action in self.view.not_allowed_actions:
+        if self.club_view.action in self.club_view.not_allowed_actions:
             codes.add(405)
         for code in sorted(codes):
             responses.setdefault(str(code), self._error_response(code, direction))
         return responses
 
-    def _error_response(self, code: int, direction: str) -> dict[str, Any]:
+    def _error_response(self, code: int, direction: Direction) -> dict[str, Any]:
         serializer = InvalidParametersSerializer if code == 422 else ErrorSerializer
         component = self.resolve_serializer(serializer, direction)
         response: dict[str, Any] = {
@@ -153,6 +162,9 @@ class ClubScopedViewSet(GenericViewSet[Any]):
     lookup_value_regex = "[0-9]{1,18}"  # ids beyond a bigint cannot exist: plain 404
     parser_classes = [JSONObjectParser]
     schema = ApiAutoSchema()
+    # Every subclass sets both: the schema, ``render`` and ``paginated`` rely on them.
+    queryset: QuerySet[Any]
+    serializer_class: type[serializers.BaseSerializer[Any]]
     required_permits: ClassVar[dict[str, str]] = {}
     input_serializers: ClassVar[dict[str, type[serializers.Serializer[Any]]]] = {}
     not_allowed_actions: ClassVar[frozenset[str]] = frozenset()
@@ -200,9 +212,11 @@ class ClubScopedViewSet(GenericViewSet[Any]):
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
         # The browsable API and OPTIONS describe writes with this: give them the input shape.
-        action = self.action
+        action: str | None = self.action
         if action == "metadata":  # OPTIONS asks once per method, on a request cloned to it
-            action = self.action_map.get(self.request.method.lower())
+            method = self.request.method
+            assert method is not None  # a request always has one
+            action = self.action_map.get(method.lower())
         return self.input_serializers.get(action or "", self.serializer_class)
 
     def payload(self, request: Request) -> dict[str, Any]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.apps import apps
@@ -35,6 +34,14 @@ from members import services
 from members.models import Member, MemberImport
 from members.normalize import NORMALIZERS, InvalidIdentifier
 from members.selectors import ALL_MEMBERS_KEY
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
+
+    # Generic in django-stubs only: at runtime Paginator takes no type arguments.
+    MemberPaginatorBase = Paginator[Member]
+else:
+    MemberPaginatorBase = Paginator
 
 EDITABLE_FIELDS = [
     "club",
@@ -70,6 +77,7 @@ def _object(value: Any) -> dict[str, Any]:
 
 def _groups_model(name: str) -> type[models.Model]:
     # Looked up by name: members sit below groups (the app layering) and never import it.
+    # Callers query its _default_manager, its ``objects``, which any model type has.
     return apps.get_model("groups", name)
 
 
@@ -102,13 +110,15 @@ class MemberClubFilter(ClubFilter):
         return queryset.filter(in_clubs([int(value)])) if value.isdigit() else queryset.none()
 
 
-class MemberPaginator(Paginator):
+class MemberPaginator(MemberPaginatorBase):
     """Pages members without counting a club's million rows.
 
     ``known`` is the exact total when the stored counts have it (a club's "All members",
     a group's count); otherwise rows are counted up to ``COUNT_CAP`` and ``capped`` says
     there are more than that.
     """
+
+    object_list: QuerySet[Member]
 
     def __init__(self, object_list: QuerySet[Member], per_page: int, known: int | None) -> None:
         super().__init__(object_list, per_page)
@@ -130,16 +140,23 @@ class GroupFilter(admin.SimpleListFilter):
     title = "members group"
     parameter_name = "group"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[int, str]]:
-        groups = _groups_model("MembersGroup").objects.filter(club__in=managed_clubs(request))
+    # Ids as text: see ClubFilter.lookups.
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
+        groups = _groups_model("MembersGroup")._default_manager.filter(
+            club__in=managed_clubs(request)
+        )
         club = request.GET.get(ClubFilter.parameter_name, "")
         if club.isdigit():
             groups = groups.filter(club_id=club)
         rows = groups.order_by("club__name", "name", "pk").values_list("pk", "name", "club__name")
         clubs = {club_name for _pk, _name, club_name in rows}
         if len(clubs) > 1:
-            return [(pk, f"{name or f'group {pk}'} ({club_name})") for pk, name, club_name in rows]
-        return [(pk, name or f"group {pk}") for pk, name, _club_name in rows]
+            return [
+                (str(pk), f"{name or f'group {pk}'} ({club_name})") for pk, name, club_name in rows
+            ]
+        return [(str(pk), name or f"group {pk}") for pk, name, _club_name in rows]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Member]) -> QuerySet[Member]:
         value = self.value()
@@ -149,7 +166,7 @@ class GroupFilter(admin.SimpleListFilter):
             return queryset.none()
         club_id = (
             _groups_model("MembersGroup")
-            .objects.filter(pk=int(value), club__in=managed_clubs(request))
+            ._default_manager.filter(pk=int(value), club__in=managed_clubs(request))
             .values_list("club_id", flat=True)
             .first()
         )
@@ -158,7 +175,7 @@ class GroupFilter(admin.SimpleListFilter):
         # A semi-join on the membership index (club, group, member), no ids in Python. The
         # club as a constant, not the member's: the planner then seeks the group's rows
         # instead of walking every club's memberships.
-        memberships = _groups_model("Membership").objects.filter(
+        memberships = _groups_model("Membership")._default_manager.filter(
             club_id=club_id, group_id=int(value), member_id=OuterRef("pk")
         )
         return queryset.filter(Exists(memberships))
@@ -173,7 +190,7 @@ class MemberChangeList(ChangeList):
         # Both columns of the index (club, member), so only this page's rows are read.
         rows = (
             _groups_model("Membership")
-            .objects.filter(
+            ._default_manager.filter(
                 club_id__in={member.club_id for member in members},
                 member_id__in=[member.pk for member in members],
             )
@@ -247,11 +264,11 @@ class MemberAdmin(ClubScopedAdmin):
     show_full_result_count = False
     # The order of the index (club, id); sorting a club by another column sorts every row.
     ordering = ["club_id", "id"]
-    sortable_by: list[str] = []
+    sortable_by = []
     readonly_fields = ["member_groups", "created_at", "updated_at"]
 
-    def get_fields(self, request: HttpRequest, obj: Member | None = None) -> Sequence[str]:
-        return EDITABLE_FIELDS if obj is None else [*EDITABLE_FIELDS, *self.readonly_fields]
+    def get_fields(self, request: HttpRequest, obj: Member | None = None) -> _FieldGroups:
+        return [*EDITABLE_FIELDS] if obj is None else [*EDITABLE_FIELDS, *self.readonly_fields]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
         # The managed clubs as a list of ids rather than ClubScopedAdmin's subquery, which
@@ -282,7 +299,9 @@ class MemberAdmin(ClubScopedAdmin):
         narrowing = set(request.GET) - LIST_PARAMETERS
         if not narrowing <= {MemberClubFilter.parameter_name, GroupFilter.parameter_name}:
             return None
-        groups = _groups_model("MembersGroup").objects.filter(club__in=managed_clubs(request))
+        groups = _groups_model("MembersGroup")._default_manager.filter(
+            club__in=managed_clubs(request)
+        )
         for name, lookup in [
             (MemberClubFilter.parameter_name, "club_id"),
             (GroupFilter.parameter_name, "pk"),
@@ -294,7 +313,8 @@ class MemberAdmin(ClubScopedAdmin):
                 groups = groups.filter(**{lookup: int(value)})
         if GroupFilter.parameter_name not in narrowing:
             groups = groups.filter(system_key=ALL_MEMBERS_KEY)
-        return sum(groups.values_list("members_count", flat=True))
+        total: int = sum(groups.values_list("members_count", flat=True))
+        return total
 
     @admin.display(description="groups")
     def groups(self, member: Member) -> str:
@@ -310,7 +330,7 @@ class MemberAdmin(ClubScopedAdmin):
         """Every group of the member with when it joined, in one query on (club, member)."""
         memberships = (
             _groups_model("Membership")
-            .objects.filter(club_id=member.club_id, member_id=member.pk)
+            ._default_manager.filter(club_id=member.club_id, member_id=member.pk)
             .order_by("group__name", "group_id")
             .values_list("group_id", "group__name", "joined_at")
         )
@@ -347,7 +367,7 @@ class MemberAdmin(ClubScopedAdmin):
                 continue
         return queryset.filter(matches), False
 
-    def _fields(self, form: forms.ModelForm) -> dict[str, Any]:
+    def _fields(self, form: forms.ModelForm[Member]) -> dict[str, Any]:
         return {
             name: form.cleaned_data[name]
             for name in services.MEMBER_FIELDS
@@ -355,7 +375,7 @@ class MemberAdmin(ClubScopedAdmin):
         }
 
     def save_model(
-        self, request: HttpRequest, obj: Member, form: forms.ModelForm, change: bool
+        self, request: HttpRequest, obj: Member, form: forms.ModelForm[Member], change: bool
     ) -> None:
         if change:
             services.update_member(

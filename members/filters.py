@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db.models import Q, QuerySet, TextField
+from django.db.models import Model, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.http import QueryDict
@@ -15,13 +15,16 @@ from rest_framework.request import Request
 from loyalty.errors import InvalidParameters
 from loyalty.pagination import INTEGER_ARRAY, int_list_param, query_parameter
 from members import selectors
-from members.models import Member
 from members.normalize import InvalidIdentifier, normalize_email, normalize_msisdn
 
 PROPERTY_PARAM = re.compile(r"properties\[([^\[\]\x00-\x1f\x7f]+)\](\[\])?")
 
+# A backend gives back the queryset it was given, narrowed: same model, same rows.
+_M = TypeVar("_M", bound=Model)
+_R = TypeVar("_R")
 
-def filter_properties(queryset: QuerySet[Member], query: QueryDict) -> QuerySet[Member]:
+
+def filter_properties(queryset: QuerySet[_M, _R], query: QueryDict) -> QuerySet[_M, _R]:
     """``properties[key]=v`` (equal) and ``properties[key][]=v`` (any of), compared as text.
 
     The stored JSON value is read as text, so ``properties[age]=42`` matches the number 42
@@ -56,8 +59,8 @@ class MemberFilter(BaseFilterBackend):
     """Filter by ids, email, msisdn, properties, groups and a search term (see the schema)."""
 
     def filter_queryset(
-        self, request: Request, queryset: QuerySet[Member], view: Any
-    ) -> QuerySet[Member]:
+        self, request: Request, queryset: QuerySet[_M, _R], view: Any
+    ) -> QuerySet[_M, _R]:
         query = request.query_params
         ids = int_list_param(query, "ids")
         if ids is not None:

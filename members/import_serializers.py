@@ -69,12 +69,13 @@ class MemberRowsField(serializers.Field[list[Any], list[Any], list[Any], Any]):
         errors: dict[int, Any] = {}
         for index, item in enumerate(data):
             if not isinstance(item, dict):
-                message = self.error_messages["not_a_dict"]
+                message = str(self.error_messages["not_a_dict"])
                 errors[index] = [serializers.ErrorDetail(message, code="not_a_dict")]
             elif row_errors := self._row_errors(item):
                 errors[index] = row_errors
         if errors:
-            raise serializers.ValidationError(errors)
+            # Keyed by row index, which DRF keeps; the stubs admit only str keys.
+            raise serializers.ValidationError(errors)  # type: ignore[arg-type]
         return data
 
     def _row_errors(self, row: dict[str, Any]) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models.functions import Lower
 
-from loyalty.models import ClubScopedModel
+from loyalty.models import Club, ClubScopedModel
 
 
 class ChannelStatus(models.TextChoices):
@@ -17,7 +17,7 @@ class ChannelStatus(models.TextChoices):
 
 
 class MemberQuerySet(models.QuerySet["Member"]):
-    def for_club(self, club: object) -> MemberQuerySet:
+    def for_club(self, club: Club | int) -> MemberQuerySet:
         return self.filter(club=club)
 
 
@@ -45,6 +45,9 @@ class Member(ClubScopedModel):
     import_fingerprint = models.CharField(max_length=32, null=True, blank=True, editable=False)
 
     objects = MemberQuerySet.as_manager()
+
+    # Set on the rows of a page of the admin's members list (members.admin.MemberChangeList).
+    page_groups: list[tuple[int, str]]
 
     class Meta:
         ordering = ["id"]

@@ -163,6 +163,10 @@ class _Parser:
             details["field"] = field_problem
         if details:
             return None, details
+        # As checked above: a type and an operator of the grammar's, a field name.
+        assert isinstance(type_, str)
+        assert isinstance(operator, str)
+        assert isinstance(field, str)
         if group == "consents" and field.startswith("consents."):
             field = field.removeprefix("consents.")
         value = data.get("value")

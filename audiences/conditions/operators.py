@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import reduce
 from operator import and_
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from django.apps import apps
@@ -37,6 +37,10 @@ from django.db.models.lookups import (
 
 from audiences.conditions.grammar import BUILT_IN_FIELDS, KEY, Leaf
 from members.normalize import InvalidIdentifier, normalize_msisdn
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.sql.compiler import SQLCompiler
 
 NEGATIONS = {
     "not_eq": "eq",
@@ -83,7 +87,11 @@ class VendorSQL(Func):
         self.keys = list(keys)
         self.by_vendor = {"postgresql": postgresql, "sqlite": sqlite}
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+    # Parameters in a list, as Django 5.2's own expressions return them (the stubs say a
+    # tuple), and no template arguments (unlike Func's).
+    def as_sql(  # type: ignore[override]
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, list[Any]]:
         col, _ = compiler.compile(self.source_expressions[0])
         ref = col + "".join(f" -> '{key}'" for key in self.keys)
         path = "'$" + "".join(f'."{key}"' for key in self.keys) + "'"
@@ -196,6 +204,8 @@ NUMBER: dict[str, Callable[[Leaf, Context], Condition]] = {
 
 def _days(leaf: Leaf, ctx: Context, first: date | None, last: date | None) -> Condition:
     """Members whose date falls within ``first`` .. ``last`` inclusive (None: open end)."""
+    low: Callable[[date], datetime | str]
+    high: Callable[[date], datetime | str]
     if leaf.field in DATE_COLUMNS:
         # Timestamps are compared with midnights in the club's time zone.
         def bound(day: date) -> datetime:
@@ -210,7 +220,9 @@ def _days(leaf: Leaf, ctx: Context, first: date | None, last: date | None) -> Co
     if first is not None:
         parts.append(Q(GreaterThanOrEqual(lhs, low(first))))
     if last is not None:
-        upper = LessThan if leaf.field in DATE_COLUMNS else LessThanOrEqual
+        upper: type[LessThan[Any] | LessThanOrEqual[Any]] = (
+            LessThan if leaf.field in DATE_COLUMNS else LessThanOrEqual
+        )
         parts.append(Q(upper(lhs, high(last))))
     return reduce(and_, parts)
 

@@ -155,7 +155,8 @@ def stored(club: Club, emails: list[str], msisdns: list[str], ids: list[int]) ->
                     json.dumps(ids),
                 ],
             )
-        return cursor.fetchall()
+        rows: list[Stored] = cursor.fetchall()
+        return rows
 
 
 def remember(seen: list[tuple[int, int]]) -> None:

@@ -149,7 +149,7 @@ class _Importer:
 
     # Classification -----------------------------------------------------------------------
 
-    def classify(self, items: list[tuple[int, Row | Reject]]) -> tuple[_Batch, int]:
+    def classify(self, items: list[tuple[int, Known | Row | Reject]]) -> tuple[_Batch, int]:
         """Decide each row's fate, in file order, as if the rows before it were written.
 
         Return the batch and how many items it took: a row that takes an email or msisdn
@@ -192,7 +192,7 @@ class _Importer:
                 batch.seen.append((item.member_id, line))
                 continue
             try:
-                owner = self._owner(item, members, by_email, by_msisdn, claimed)
+                owner: Owner | None = self._owner(item, members, by_email, by_msisdn, claimed)
                 if owner is None:
                     owner = _New(len(batch.creates))
                     batch.creates.append(self.merger.new_member(item))
@@ -200,7 +200,7 @@ class _Importer:
                         if getattr(item, field) is not None:
                             index[getattr(item, field)] = owner
                 else:
-                    member = members[owner]  # type: ignore[index]
+                    member = members[owner]
                     for field, value, old in (
                         ("email", item.email, member[1]),
                         ("msisdn", item.msisdn, member[2]),
@@ -315,7 +315,7 @@ class _Importer:
 
 
 @contextmanager
-def _collecting_between_batches() -> Iterator[Callable[[], None]]:
+def _collecting_between_batches() -> Iterator[Callable[[], int]]:
     """Run Python's cyclic garbage collector between batches only; yield the collection.
 
     A batch's rows live until it commits, so the collector, left to itself, moved them to

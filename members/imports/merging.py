@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
+from django.db import models
 from django.utils import timezone
 
 from members.imports.database import Stored
@@ -13,7 +14,10 @@ from members.models import Member
 from members.services import json_text
 
 # The statuses of a new member whose row does not give them: the model's defaults.
-NEW_MEMBER = {name: Member._meta.get_field(name).default for name in STATUS_FIELDS}
+NEW_MEMBER = {
+    name: cast("models.Field[Any, Any]", Member._meta.get_field(name)).default
+    for name in STATUS_FIELDS
+}
 
 
 _MISSING = object()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -9,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from groups.models import ALL_MEMBERS_KEY, MembersGroup
+from groups.models import ALL_MEMBERS_KEY, MembersGroup, WebhookEndpoint
 from loyalty import services
 from loyalty.models import ApiToken, Club, hash_token
 from loyalty.permits import ALL_PERMITS, GROUPS_LIST, MEMBERS_SHOW
@@ -181,3 +182,32 @@ def test_staff_see_only_their_clubs_tokens_and_cannot_issue_one_for_another_club
     assert theirs.revoked_at is None
     assert "club" in issue.context["adminform"].form.errors
     assert not ApiToken.objects.filter(name="Sneaky").exists()
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "loyalty_apitoken",
+        "members_member",
+        "groups_membersgroup",
+        "audiences_audience",
+        "groups_webhookendpoint",
+        "groups_webhookdelivery",
+    ],
+)
+def test_a_list_filtered_by_club_group_or_endpoint_shows_facet_counts(
+    admin_client: Client, club: Club, other_club: Club, model: str
+) -> None:
+    # Something under each filter: the groups' and endpoints' choices come from rows.
+    WebhookEndpoint.objects.create(club=club, url="https://hooks.example.com/in")
+    url = reverse(f"admin:{model}_changelist")
+
+    response = admin_client.get(url, {"_facets": "True"})
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    # Each club choice with its count ("All members" and its audience exist in every club).
+    assert re.search(r"Red Club\s*\(\d+\)", page)
+    if model in ("members_member", "groups_webhookdelivery"):
+        choice = "All members" if model == "members_member" else "hooks.example.com"
+        assert re.search(rf"{choice}[^<]*\(\d+\)", page)
