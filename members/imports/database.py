@@ -242,6 +242,8 @@ def confirm(club: Club, confirmed: list[tuple[int, str]]) -> None:
         )
 
 
+# Hex digits of a row's fingerprint, a 16-byte BLAKE2b digest (the model's max_length).
+FINGERPRINT_LENGTH = 32
 Keyed = tuple[str, str, str]  # a row's fingerprint, the identifier to look it up by, its value
 
 
@@ -255,6 +257,8 @@ def known(club: Club, keyed: list[Keyed]) -> dict[str, tuple[int, int | None]]:
     change of it is simply ordered after this import's row.
     """
     seen = _temp(SEEN_TABLE)
+    # Each pair is "<fingerprint> <value>": the value starts at a fixed offset.
+    width, start = FINGERPRINT_LENGTH, FINGERPRINT_LENGTH + 2
     by_name: dict[str, list[str]] = {}
     # Sorted, so that the lookups walk each index in order, each near the last.
     for fingerprint, name, value in sorted(keyed, key=lambda k: (k[1], k[2])):
@@ -265,11 +269,12 @@ def known(club: Club, keyed: list[Keyed]) -> dict[str, tuple[int, int | None]]:
         if connection.vendor == "postgresql":
             for name, pairs in by_name.items():
                 value = "k.value::bigint" if name == "id" else "k.value"
-                # One string split there, as in ``stored``: cheaper than arrays. Fingerprints
-                # are 32 hex digits, and no valid identifier holds a line break.
+                # One string split there, as in ``stored``: cheaper than arrays. No key holds
+                # a line break (``rows.lookup_key``).
                 queries.append(
-                    "SELECT k.fp, m.id, s.line FROM (SELECT left(p, 32) AS fp, "
-                    "substr(p, 34) AS value FROM unnest(string_to_array(%s, E'\\n')) AS p) AS k "
+                    f"SELECT k.fp, m.id, s.line FROM (SELECT left(p, {width}) AS fp, "
+                    f"substr(p, {start}) AS value "
+                    "FROM unnest(string_to_array(%s, E'\\n')) AS p) AS k "
                     f"CROSS JOIN LATERAL (SELECT id FROM {MEMBER_TABLE} WHERE club_id = {CLUB} "
                     f"AND {name} = {value} AND import_fingerprint = k.fp LIMIT 1) AS m "
                     f"LEFT JOIN LATERAL (SELECT line FROM {seen} WHERE member_id = m.id LIMIT 1) "
@@ -278,17 +283,15 @@ def known(club: Club, keyed: list[Keyed]) -> dict[str, tuple[int, int | None]]:
                 params += ["\n".join(pairs), club.pk]
         else:
             for name, pairs in by_name.items():
-                value = (
-                    "CAST(substr(j.value, 34) AS INTEGER)"
-                    if name == "id"
-                    else "substr(j.value, 34)"
-                )
+                value = f"substr(j.value, {start})"
+                if name == "id":
+                    value = f"CAST({value} AS INTEGER)"
                 # CROSS JOIN: SQLite keeps the rows outermost and probes the members' index.
                 queries.append(
-                    f"SELECT substr(j.value, 1, 32), m.id, s.line FROM json_each(%s) AS j "
+                    f"SELECT substr(j.value, 1, {width}), m.id, s.line FROM json_each(%s) AS j "
                     f"CROSS JOIN {MEMBER_TABLE} AS m LEFT JOIN {seen} AS s ON s.member_id = m.id "
                     f"WHERE m.club_id = %s AND m.{name} = {value} "
-                    "AND m.import_fingerprint = substr(j.value, 1, 32)"
+                    f"AND m.import_fingerprint = substr(j.value, 1, {width})"
                 )
                 params += [json.dumps(pairs), club.pk]
         if not queries:

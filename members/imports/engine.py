@@ -119,7 +119,8 @@ class _Importer:
         if prefix is None:
             prefix = self._prefixes[row.header] = self.salt + row.header.encode() + b"\n"
         text = row.text.encode("utf-8", "surrogateescape")
-        return hashlib.blake2b(prefix + text, digest_size=16).hexdigest()
+        digest = hashlib.blake2b(prefix + text, digest_size=database.FINGERPRINT_LENGTH // 2)
+        return digest.hexdigest()
 
     def prepare(self, items: list[Item]) -> list[tuple[int, Known | Row | Reject]]:
         """Parse the batch's rows, but for those a member's fingerprint shows are unchanged."""
@@ -154,7 +155,9 @@ class _Importer:
 
         Return the batch and how many items it took: a row that takes an email or msisdn
         another member gives up earlier in the same batch waits for the next batch, because
-        one UPDATE statement checks uniqueness row by row, in no particular order.
+        one UPDATE statement checks uniqueness row by row, in no particular order. So does a
+        known row whose member an earlier row of the batch took: that row may have changed
+        the member's email or msisdn, and the known row then names someone else.
         """
         rows = [item for _, item in items if isinstance(item, Row)]
         stored = (
@@ -171,6 +174,8 @@ class _Importer:
         by_email: dict[str, Owner | None] = {m[1]: m[0] for m in stored if m[1] is not None}
         by_msisdn: dict[str, Owner | None] = {m[2]: m[0] for m in stored if m[2] is not None}
         claimed: dict[Owner, int] = {m[0]: m[-1] for m in stored if m[-1] is not None}
+        # The members this batch takes, from the rows before the current one.
+        taken_here: set[Owner] = set()
         released: set[tuple[str, str]] = set()
         for _, item in items:
             if isinstance(item, Known) and item.seen is not None:
@@ -181,6 +186,9 @@ class _Importer:
                 batch.rejects.append(item)
                 continue
             if isinstance(item, Known):
+                if item.member_id in taken_here:
+                    # After this batch, the lookup sees the member as that row left it.
+                    return batch, taken
                 if item.member_id in claimed:
                     already = claimed[item.member_id]
                     reason = f"duplicate: line {already} already imported this member"
@@ -188,6 +196,7 @@ class _Importer:
                     continue
                 batch.unchanged.append(item.member_id)
                 claimed[item.member_id] = line
+                taken_here.add(item.member_id)
                 batch.imported.append(item.member_id)
                 batch.seen.append((item.member_id, line))
                 continue
@@ -228,6 +237,7 @@ class _Importer:
                 batch.rejects.append(Reject(line, item.source, str(exc)))
                 continue
             claimed[owner] = line
+            taken_here.add(owner)
             batch.imported.append(owner)
             batch.seen.append((owner, line))
         return batch, len(items)

@@ -855,6 +855,49 @@ def test_a_known_row_taken_earlier_in_the_same_import_is_a_duplicate(
     assert parsed_rows == [2, 3]
 
 
+def test_a_known_row_whose_member_an_earlier_row_re_keys_names_someone_else(
+    club: Club, tmp_path: Path
+) -> None:
+    run(club, write(tmp_path, '{"email": "ann@example.com"}\n', "first.jsonl"))
+    pk = member(club, "ann@example.com").pk
+    # Line 1 moves member pk to bob; line 2, as the first import knew it, is now a new Ann.
+    path = write(
+        tmp_path,
+        f'{{"id": {pk}, "email": "bob@example.com"}}\n{{"email": "ann@example.com"}}\n',
+        "second.jsonl",
+    )
+
+    report, rejects = run(club, path)
+
+    assert (counts(report), rejects) == ((1, 1, 0, 0), [])
+    assert member(club, "bob@example.com").pk == pk
+    assert member(club, "ann@example.com").pk != pk
+
+
+@pytest.mark.parametrize(
+    ("mode", "outcome"),
+    [
+        ("upsert", ((1, 1, 0, 0), [])),
+        ("update", ((0, 1, 0, 1), [(3, "no member with this email or msisdn")])),
+    ],
+)
+def test_a_known_row_whose_email_an_earlier_row_gave_away_is_parsed_again(
+    club: Club, tmp_path: Path, mode: str, outcome: tuple[Any, ...]
+) -> None:
+    create_member(club=club, source="api", email="ann@example.com", msisdn="4740000001")
+    known = "ann@example.com,"
+    run(club, write(tmp_path, f"email,msisdn\n{known}\n", "first.csv"), mode=mode)
+
+    report, rejects = run(
+        club,
+        write(tmp_path, f"email,msisdn\nbob@example.com,4740000001\n{known}\n", "second.csv"),
+        mode=mode,
+    )
+
+    assert (counts(report), reasons(rejects)) == outcome
+    assert Member.objects.get(club=club, msisdn="4740000001").email == "bob@example.com"
+
+
 def test_a_member_from_elsewhere_is_known_after_one_import_that_leaves_it_unchanged(
     club: Club, tmp_path: Path, parsed_rows: list[int]
 ) -> None:
