@@ -38,7 +38,7 @@ DELIMITERS = (",", ";", "\t")
 # Member fields a CSV column may name; every other column is a property.
 CSV_FIELDS = frozenset({"id", "email", "msisdn", "sms_status", "email_status", "push_status"})
 CSV_ARRAYS = frozenset({"subunit_ids", "favorite_stores"})
-# A row's member is the one with its email, else its msisdn, else its id (see ``_key``).
+# A row's member is the one with its email, else its msisdn, else its id (see ``rows.lookup_key``).
 LOOKUP_ORDER = ("email", "msisdn", "id")
 # The service's own: present in exports of members, ignored on import.
 IGNORED_FIELDS = frozenset({"created_at", "updated_at"})
