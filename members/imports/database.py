@@ -11,6 +11,7 @@ from django.apps import apps
 from django.db import connection, transaction
 from django.utils import timezone
 
+from loyalty.db import pg_array
 from loyalty.models import Club
 from members.models import Member
 from members.services import JSON_FIELDS, MEMBER_FIELDS
@@ -134,7 +135,7 @@ def stored(club: Club, emails: list[str], msisdns: list[str], ids: list[int]) ->
                 "AND id = ids.id LIMIT 1 FOR NO KEY UPDATE) AS m "
                 f"LEFT JOIN LATERAL (SELECT line FROM {seen} WHERE member_id = m.id LIMIT 1) "
                 "AS s ON true",
-                ["\n".join(emails), club.pk, "\n".join(msisdns), club.pk, ids, club.pk],
+                ["\n".join(emails), club.pk, "\n".join(msisdns), club.pk, pg_array(ids), club.pk],
             )
         else:
             by = (

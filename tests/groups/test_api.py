@@ -674,6 +674,29 @@ def test_adding_the_same_members_twice_changes_nothing_the_second_time(
     assert_consistent(group)
 
 
+def test_emails_with_array_syntax_are_matched_exactly(api: APIClient, club: Club) -> None:
+    # Identifiers reach PostgreSQL as one array literal: braces, quotes and "NULL" in an
+    # email must stay part of it.
+    group = GroupFactory(club=club)
+    odd = [
+        MemberFactory(club=club, email=email)
+        for email in ("{ann}@example.com", "o'brien@example.com", "null@example.com")
+    ]
+    MemberFactory(club=club, email="ann@example.com")
+
+    body = api.post(
+        f"members_groups/{group.pk}/members",
+        {
+            "identifier_type": "email",
+            "identifiers": [m.email for m in odd] + ["{nobody}@example.com"],
+        },
+    ).json()
+
+    assert (body["added"], body["not_found"]) == (3, ["{nobody}@example.com"])
+    assert member_ids(group) == sorted(m.pk for m in odd)
+    assert_consistent(group)
+
+
 def test_adding_by_msisdn_accepts_any_common_spelling(api: APIClient, club: Club) -> None:
     group = GroupFactory(club=club)
     ola = MemberFactory(club=club, email=None, msisdn="4740769126")
