@@ -68,6 +68,18 @@ def _member_ids_at(group: MembersGroup, at: datetime) -> QuerySet[Any]:
     )
 
 
+def filtered_group_members_count(
+    *, group: MembersGroup, only: QuerySet[Member], at: datetime | None = None
+) -> int:
+    """How many of the group's members (at ``at``, else now) ``only`` holds: counted."""
+    memberships: QuerySet[Any] = (
+        Membership.objects.filter(club_id=group.club_id, group_id=group.pk)
+        if at is None
+        else _member_ids_at(group, at)
+    )
+    return memberships.filter(member_id__in=only.values("pk")).count()
+
+
 def group_members_count_at(*, group: MembersGroup, at: datetime) -> int:
     """The number of the group's members at ``at``: its joins up to then less its leaves.
 
@@ -96,8 +108,10 @@ def group_members_page(
     after_id: int | None = None,
     descending: bool = False,
     at: datetime | None = None,
+    only: QuerySet[Member] | None = None,
 ) -> MembersPage:
-    """One page of a group's members, ordered by id; with ``at``, as they were then.
+    """One page of a group's members, ordered by id; with ``at``, as they were then; with
+    ``only``, those of the group's members it holds.
 
     The ids are paged on the membership table's unique index ``(club, group, member)``
     alone and only then joined to their member rows: with ``after_id`` (key-set: the ids
@@ -111,6 +125,8 @@ def group_members_page(
         )
     else:
         memberships = _member_ids_at(group, at)
+    if only is not None:
+        memberships = memberships.filter(member_id__in=only.values("pk"))
     after = "member_id__lt" if descending else "member_id__gt"
     ids = memberships.filter(**{after: after_id}) if after_id else memberships
     page_ids = list(

@@ -65,6 +65,7 @@ from loyalty.permits import (
     MEMBERS_SHOW,
 )
 from loyalty.views import API_SOURCE, ClubScopedViewSet
+from members.filters import MemberFilter
 from members.models import Member
 from members.serializers import MemberSerializer
 from members.views import MembersPagination
@@ -202,7 +203,8 @@ class MembersGroupViewSet(ClubScopedViewSet):
     @extend_schema(
         summary="List a group's members",
         description="Sorted by id. total_count is the group's stored members_count (with "
-        "at: the number of members then).",
+        "at: the number of members then); with member filters (as on the members list), "
+        "the number of the group's members that match them, counted.",
         parameters=GROUP_MEMBERS_PARAMETERS,
         responses=MemberSerializer(many=True),
     )
@@ -211,7 +213,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
         methods=["get"],
         url_path="members",
         pagination_class=MembersPagination,
-        filter_backends=[],
+        filter_backends=[MemberFilter],
     )
     def members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
         group = self.get_object()
@@ -220,6 +222,13 @@ class MembersGroupViewSet(ClubScopedViewSet):
         after_id = after_id_param(query)
         descending = any(key.descending for key in sort_keys(query, ("id",)))
         at = time_param(query, "at")
+        only = (
+            MemberFilter().filter_queryset(
+                request, Member.objects.filter(club_id=group.club_id), self
+            )
+            if MemberFilter.given(query)
+            else None
+        )
         result = selectors.group_members_page(
             group=group,
             per_page=page.per_page,
@@ -227,12 +236,14 @@ class MembersGroupViewSet(ClubScopedViewSet):
             after_id=after_id,
             descending=descending,
             at=at,
+            only=only,
         )
-        total = (
-            group.members_count
-            if at is None
-            else selectors.group_members_count_at(group=group, at=at)
-        )
+        if only is not None:
+            total = selectors.filtered_group_members_count(group=group, only=only, at=at)
+        elif at is None:
+            total = group.members_count
+        else:
+            total = selectors.group_members_count_at(group=group, at=at)
         info = (
             pagination_info(total_count=total, page=page)
             if after_id is None

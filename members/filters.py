@@ -58,6 +58,13 @@ def _normalized(name: str, raw: str | None, normalize: Any) -> str | None:
 class MemberFilter(BaseFilterBackend):
     """Filter by ids, email, msisdn, properties, groups and a search term (see the schema)."""
 
+    PARAMETERS = ("ids[]", "email", "msisdn", "members_group_ids[]", "search")
+
+    @classmethod
+    def given(cls, query: QueryDict) -> bool:
+        """Whether the query names any of these filters."""
+        return any(name in cls.PARAMETERS or name.startswith("properties") for name in query)
+
     def filter_queryset(
         self, request: Request, queryset: QuerySet[_M, _R], view: Any
     ) -> QuerySet[_M, _R]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audiences.models import Audience
@@ -543,6 +544,50 @@ def test_the_member_list_total_is_the_stored_count_not_a_count_of_rows(
     info = api.get(f"members_groups/{group.pk}/members").json()["pagination_info"]
 
     assert (info["total_count"], info["total_pages"]) == (1_000_000, 10_000)
+
+
+def test_a_groups_members_take_the_member_filters(
+    api: APIClient, club: Club, crowd: tuple[MembersGroup, list[Member]]
+) -> None:
+    group, members = crowd
+    outsider = Member.objects.filter(club=club).exclude(pk__in=[m.pk for m in members]).get()
+    Member.objects.filter(pk=members[1].pk).update(properties={"tier": "gold"})
+    Member.objects.filter(pk=members[3].pk).update(properties={"tier": "gold"})
+    Member.objects.filter(pk=outsider.pk).update(properties={"tier": "gold"})
+    url = f"members_groups/{group.pk}/members"
+
+    def listed(query: str) -> tuple[list[int], int]:
+        response = api.get(f"{url}?{query}")
+        assert response.status_code == 200, response.json()
+        body = response.json()
+        return [m["id"] for m in body["members"]], body["pagination_info"]["total_count"]
+
+    gold = [members[1].pk, members[3].pk]
+    assert listed("properties[tier]=gold") == (gold, 2)
+    assert listed("properties[tier]=gold&sort_by[]=id&sort_directions[]=desc") == (gold[::-1], 2)
+    assert listed("properties[tier]=gold&per_page=1&page_no=2") == ([members[3].pk], 2)
+    assert listed(f"email={members[2].email.upper()}") == ([members[2].pk], 1)
+    assert listed(f"ids[]={members[0].pk}&ids[]={outsider.pk}") == ([members[0].pk], 1)
+    assert listed(f"search={outsider.email}") == ([], 0)
+    assert api.get(f"{url}?email=not-an-email").status_code == 422
+
+
+def test_member_filters_apply_to_a_group_as_it_was(
+    api: APIClient, crowd: tuple[MembersGroup, list[Member]]
+) -> None:
+    group, members = crowd
+    before = timezone.now()
+    services.remove_member_ids(group=group, member_ids=[members[0].pk], source="api", actor="test")
+    at = before.isoformat().replace("+00:00", "Z")
+
+    body = api.get(
+        f"members_groups/{group.pk}/members", {"at": at, "ids[]": [members[0].pk]}
+    ).json()
+
+    assert [m["id"] for m in body["members"]] == [members[0].pk]
+    assert body["pagination_info"]["total_count"] == 1
+    now = api.get(f"members_groups/{group.pk}/members", {"ids[]": [members[0].pk]}).json()
+    assert (now["members"], now["pagination_info"]["total_count"]) == ([], 0)
 
 
 def test_walking_a_group_with_after_id_visits_every_member_once(
