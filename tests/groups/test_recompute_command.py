@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -72,3 +74,29 @@ def test_the_relative_dates_run_refreshes_only_day_relative_rules(
     )
     call_command("recompute_groups", "--relative-dates")
     assert "Refreshed 1 groups." in capsys.readouterr().out
+
+
+def test_check_tells_a_queued_recomputation_from_drift(
+    club: Club, settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Queued, not run: the database backend without its worker.
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.RECOMPUTE_INLINE_MAX = 0
+    MemberFactory(club=club, email="ann@gold.example")
+    gold = services.create_group(
+        club=club, name="Gold", audience_conditions=[cond("string", "email", "match", "@gold")]
+    )
+    gold.refresh_from_db()
+    assert gold.recomputing
+
+    call_command("recompute_groups", "--check", "--club", club.slug)
+
+    out = capsys.readouterr().out
+    assert f"Gold ({gold.pk}): recomputation pending (1 matching members missing)" in out
+    assert "1 wait for their queued recomputation" in out
+
+    MembersGroup.objects.filter(pk=gold.pk).update(members_count=3)
+    with pytest.raises(CommandError) as excinfo:
+        call_command("recompute_groups", "--check", "--club", club.slug)
+    assert excinfo.value.returncode == 1
+    assert f"Gold ({gold.pk}): members_count 3 but 0 rows" in capsys.readouterr().out

@@ -97,7 +97,7 @@ class RejectFile:
 class Command(BaseCommand):
     help = (
         "Create or update a club's members from a CSV or JSON-lines file, in batches of one "
-        "transaction each. A row matches a member by email, then msisdn (or by what "
+        "transaction each. A row matches a member by email, else msisdn, else id (or by what "
         "--update-by names); new members are created, matched ones updated where the row "
         "changes them. Rejected rows are reported with their line and reason. Running the "
         "same file again changes nothing. The file formats are described in the README."
@@ -109,7 +109,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--update-by",
             choices=MATCH_BY,
-            help="Match rows to members by this identifier only (default: email, then msisdn).",
+            help="Match rows to members by this identifier only "
+            "(default: email, else msisdn, else id).",
         )
         parser.add_argument(
             "--mode",
