@@ -1,4 +1,5 @@
-"""Normalisation of member identifiers, shared by models, services, the API and imports."""
+"""Normalisation of member identifiers and consents, shared by models, services, the API and
+imports."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils.dateparse import parse_datetime
 
 # E.164 allows at most 15 digits; fewer than 7 cannot be a full international number.
 MSISDN_MIN_DIGITS = 7
@@ -77,3 +79,42 @@ def normalize_id(value: object) -> int:
 
 
 NORMALIZERS = {"email": normalize_email, "msisdn": normalize_msisdn, "id": normalize_id}
+
+
+class InvalidConsent(ValueError):
+    """A consent that is not true, false or ``{"status": ..., "updated_at": ...}``; ``part``
+    names the key at fault inside the object (``updated_at``), None for the whole consent."""
+
+    def __init__(self, message: str, part: str | None = None) -> None:
+        super().__init__(message)
+        self.part = part
+
+
+def _is_datetime(value: object) -> bool:
+    try:
+        return isinstance(value, str) and parse_datetime(value) is not None
+    except ValueError:  # well formed but out of range, e.g. month 13
+        return False
+
+
+def normalize_consent(value: object) -> tuple[bool, str | None] | None:
+    """Return a consent as ``(status, updated_at or None)``, or None for null; raise
+    ``InvalidConsent``.
+
+    A consent is ``true``/``false`` or ``{"status": true or false, "updated_at": ...}`` with
+    an optional ISO 8601 date and time, kept as written; the writer stamps a missing one.
+    """
+    if value is True or value is False:
+        return value, None
+    if value is None:
+        return None
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("status"), bool)
+        and value.keys() <= {"status", "updated_at"}
+    ):
+        when = value.get("updated_at")
+        if when is not None and not _is_datetime(when):
+            raise InvalidConsent("must be an ISO 8601 date and time", part="updated_at")
+        return value["status"], when
+    raise InvalidConsent('must be true, false or {"status": true or false, "updated_at": ...}')

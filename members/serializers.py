@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from loyalty.fields import (
@@ -12,6 +13,7 @@ from loyalty.fields import (
     reject_nul_characters,
 )
 from members.models import ChannelStatus, Member
+from members.normalize import InvalidConsent, normalize_consent
 
 
 class MemberSerializer(serializers.ModelSerializer[Member]):
@@ -65,7 +67,7 @@ class MemberPayloadSerializer(serializers.Serializer[Any]):
     """Create and update: only these fields; ``id``, ``club``, timestamps and the rest are ignored.
 
     Absent fields keep their value on update; null or "" clears email or msisdn (one of the
-    two must remain).
+    two must remain). ``consents`` replaces the stored object.
     """
 
     email = StrictCharField(
@@ -81,3 +83,27 @@ class MemberPayloadSerializer(serializers.Serializer[Any]):
     push_status = serializers.ChoiceField(choices=ChannelStatus.choices, required=False)
     subunit_ids = serializers.ListField(child=StrictIntegerField(), required=False)
     favorite_stores = serializers.ListField(child=StrictIntegerField(), required=False)
+
+    def validate_consents(self, value: dict[str, Any]) -> dict[str, Any]:
+        """Each consent by the import's rule, stored as ``{"status", "updated_at"}``: a missing
+        time is the request's, and a null consent is left out (as an import removes it).
+
+        A serializer method rather than the field's own check: the member imports API takes
+        its rows' field types from this serializer, and rejects a row with a bad consent
+        instead of the whole request.
+        """
+        now = timezone.now().isoformat()
+        consents: dict[str, Any] = {}
+        errors: dict[str, Any] = {}
+        for name, given in value.items():
+            try:
+                consent = normalize_consent(given)
+            except InvalidConsent as exc:
+                error = [serializers.ErrorDetail(str(exc), code="invalid")]
+                errors[name] = {exc.part: error} if exc.part else error
+                continue
+            if consent is not None:
+                consents[name] = {"status": consent[0], "updated_at": consent[1] or now}
+        if errors:
+            raise serializers.ValidationError(errors)
+        return consents

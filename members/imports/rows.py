@@ -7,8 +7,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.utils.dateparse import parse_datetime
-
 from members.imports.reading import (
     IGNORED_FIELDS,
     LOOKUP_ORDER,
@@ -21,7 +19,9 @@ from members.imports.reading import (
 from members.models import ChannelStatus
 from members.normalize import (
     NORMALIZERS,
+    InvalidConsent,
     InvalidIdentifier,
+    normalize_consent,
     normalize_email,
     normalize_id,
     normalize_msisdn,
@@ -99,27 +99,11 @@ def _ids(row: Mapping[str, Any], name: str) -> list[int] | None:
 
 
 def _consent(name: str, value: Any) -> tuple[bool, str | None] | None:
-    if value is True or value is False:
-        return value, None
-    if value is None:
-        return None
-    if (
-        isinstance(value, dict)
-        and isinstance(value.get("status"), bool)
-        and value.keys() <= {"status", "updated_at"}
-    ):
-        when = value.get("updated_at")
-        if when is not None:
-            try:
-                valid = isinstance(when, str) and parse_datetime(when) is not None
-            except ValueError:
-                valid = False
-            if not valid:
-                raise Invalid(f"consents.{name}.updated_at must be an ISO 8601 date and time")
-        return value["status"], when
-    raise Invalid(
-        f'consents.{name} must be true, false or {{"status": true or false, "updated_at": ...}}'
-    )
+    try:
+        return normalize_consent(value)
+    except InvalidConsent as exc:
+        where = f"consents.{name}.{exc.part}" if exc.part else f"consents.{name}"
+        raise Invalid(f"{where} {exc}") from None
 
 
 def _check_json(value: Any, where: str) -> None:

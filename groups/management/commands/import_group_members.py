@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from tqdm import tqdm
@@ -30,7 +30,21 @@ PROGRESS_EVERY_SECONDS = 10.0
 SCAN_CHUNK = 1 << 20
 REPORT_HEADER = ("line", "identifier", "reason")
 
-Line = tuple[int, str]  # (line number in the file, identifier as written)
+
+class Line(NamedTuple):
+    number: int  # in the file
+    identifier: str  # as written
+
+
+class Unreadable(NamedTuple):
+    """A CSV record the reader refuses (a field over ``csv.field_size_limit()``): an invalid
+    identifier, reported with its reason and never sent to the service."""
+
+    number: int
+    reason: str
+
+
+Item = Line | Unreadable
 
 
 def positive_int(raw: str) -> int:
@@ -71,23 +85,30 @@ def scan(path: Path) -> int:
     return lines + (last != b"\n")
 
 
-def plain_lines(file: TextIO) -> Iterator[Line]:
+def plain_lines(file: TextIO) -> Iterator[Item]:
     """One identifier per line, trimmed; blank lines are skipped."""
     for number, line in enumerate(file, 1):
         value = line.strip()
         if value:
-            yield number, value
+            yield Line(number, value)
 
 
-def column_lines(file: TextIO, column: str) -> Iterator[Line]:
+def column_lines(file: TextIO, column: str) -> Iterator[Item]:
     """The values of ``column`` of a CSV file with a header row, comma or semicolon separated.
 
     The header is read at once, so an unknown column is refused before anything is written.
-    Empty cells are skipped like blank lines.
+    Empty cells are skipped like blank lines; a record the CSV reader refuses is
+    ``Unreadable``, and reading goes on with the next line, as ``import_members`` does.
     """
     header_line = file.readline()
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-    header = [name.strip() for name in next(csv.reader([header_line], delimiter=delimiter), [])]
+    try:
+        cells = next(csv.reader([header_line], delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise CommandError(
+            f"The header row is not valid CSV: {exc}; nothing was changed."
+        ) from None
+    header = [name.strip() for name in cells]
     if column not in header:
         raise CommandError(
             f"No column {column!r} in the header row ({', '.join(map(repr, header))}); "
@@ -95,17 +116,25 @@ def column_lines(file: TextIO, column: str) -> Iterator[Line]:
         )
     index = header.index(column)
 
-    def values() -> Iterator[Line]:
+    def values() -> Iterator[Item]:
         reader = csv.reader(file, delimiter=delimiter)
-        for row in reader:
+        # Line numbers are the reader's + 1: the header line was read before it.
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield Unreadable(reader.line_num + 1, f"not valid CSV: {exc}")
+                continue
             value = row[index].strip() if index < len(row) else ""
             if value:
-                yield reader.line_num + 1, value  # +1: the header line read before
+                yield Line(reader.line_num + 1, value)
 
     return values()
 
 
-def batches(lines: Iterator[Line], size: int) -> Iterator[list[Line]]:
+def batches(lines: Iterator[Item], size: int) -> Iterator[list[Item]]:
     while batch := list(islice(lines, size)):
         yield batch
 
@@ -169,7 +198,8 @@ class Progress:
 
 
 class Report:
-    """The rejected identifiers as CSV rows (line, identifier, reason), written per batch."""
+    """The rejected identifiers as CSV rows (line, identifier, reason), written per batch;
+    an unreadable record's identifier is left empty (the reader keeps none of it)."""
 
     def __init__(self, file: TextIO, identifier_type: str) -> None:
         self.writer = csv.writer(file)
@@ -184,12 +214,18 @@ class Report:
             return f"invalid: {exc}"
         return "invalid"
 
-    def write(self, batch: list[Line], result: services.BulkResult) -> None:
+    def write(self, batch: list[Item], result: services.BulkResult) -> None:
         first_line: dict[str, int] = {}
-        for number, identifier in batch:
-            first_line.setdefault(identifier, number)
+        for item in batch:
+            if isinstance(item, Line):
+                first_line.setdefault(item.identifier, item.number)
         rows = [(first_line[value], value, "not found") for value in result.not_found]
         rows += [(first_line[value], value, self._reason(value)) for value in result.invalid]
+        rows += [
+            (item.number, "", f"invalid: {item.reason}")
+            for item in batch
+            if isinstance(item, Unreadable)
+        ]
         self.writer.writerows(sorted(rows))
         self.rows += len(rows)
 
@@ -271,7 +307,7 @@ class Command(BaseCommand):
                 result = change(
                     group=group,
                     identifier_type=identifier_type,
-                    identifiers=[identifier for _line, identifier in batch],
+                    identifiers=[item.identifier for item in batch if isinstance(item, Line)],
                     source=Source.IMPORT,
                     actor=ACTOR,
                 )
@@ -281,9 +317,10 @@ class Command(BaseCommand):
                 totals.unchanged += result.unchanged
                 totals.not_found += len(result.not_found)
                 totals.invalid += len(result.invalid)
+                totals.invalid += sum(isinstance(item, Unreadable) for item in batch)
                 if rejects is not None:
                     rejects.write(batch, result)
-                progress.advance(batch[-1][0], totals)
+                progress.advance(batch[-1].number, totals)
         elapsed = time.monotonic() - started
         rate = totals.identifiers / max(elapsed, 1e-9)
         self.stdout.write(self.style.SUCCESS(totals.describe(remove).capitalize() + "."))
