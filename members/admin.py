@@ -32,7 +32,7 @@ from loyalty.db import InArray
 from loyalty.errors import InvalidParameters
 from members import services
 from members.models import Member, MemberImport
-from members.normalize import NORMALIZERS, InvalidIdentifier
+from members.normalize import NORMALIZERS, InvalidIdentifier, stored_consents
 from members.selectors import ALL_MEMBERS_KEY
 
 if TYPE_CHECKING:
@@ -216,7 +216,17 @@ class MemberForm(ServiceModelForm):
         return _object(self.cleaned_data["properties"])
 
     def clean_consents(self) -> dict[str, Any]:
-        return _object(self.cleaned_data["consents"])
+        consents, refused = stored_consents(
+            _object(self.cleaned_data["consents"]), timezone.now().isoformat()
+        )
+        if refused:
+            raise forms.ValidationError(
+                [
+                    f"{name}.{exc.part or ''}".rstrip(".") + f": {exc}"
+                    for name, exc in refused.items()
+                ]
+            )
+        return consents
 
     def clean_subunit_ids(self) -> list[int]:
         return _integer_list(self.cleaned_data["subunit_ids"])

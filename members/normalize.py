@@ -118,3 +118,21 @@ def normalize_consent(value: object) -> tuple[bool, str | None] | None:
             raise InvalidConsent("must be an ISO 8601 date and time", part="updated_at")
         return value["status"], when
     raise InvalidConsent('must be true, false or {"status": true or false, "updated_at": ...}')
+
+
+def stored_consents(
+    given: dict[str, object], now: str
+) -> tuple[dict[str, dict[str, object]], dict[str, InvalidConsent]]:
+    """Consents as written by the API and the admin: ``{"status", "updated_at"}`` each, a
+    missing time ``now``, a null consent left out; and the refusal of each invalid one."""
+    consents: dict[str, dict[str, object]] = {}
+    errors: dict[str, InvalidConsent] = {}
+    for name, value in given.items():
+        try:
+            consent = normalize_consent(value)
+        except InvalidConsent as exc:
+            errors[name] = exc
+            continue
+        if consent is not None:
+            consents[name] = {"status": consent[0], "updated_at": consent[1] or now}
+    return consents, errors

@@ -13,7 +13,7 @@ from loyalty.fields import (
     reject_nul_characters,
 )
 from members.models import ChannelStatus, Member
-from members.normalize import InvalidConsent, normalize_consent
+from members.normalize import stored_consents
 
 
 class MemberSerializer(serializers.ModelSerializer[Member]):
@@ -92,18 +92,11 @@ class MemberPayloadSerializer(serializers.Serializer[Any]):
         its rows' field types from this serializer, and rejects a row with a bad consent
         instead of the whole request.
         """
-        now = timezone.now().isoformat()
-        consents: dict[str, Any] = {}
+        consents, refused = stored_consents(value, timezone.now().isoformat())
         errors: dict[str, Any] = {}
-        for name, given in value.items():
-            try:
-                consent = normalize_consent(given)
-            except InvalidConsent as exc:
-                error = [serializers.ErrorDetail(str(exc), code="invalid")]
-                errors[name] = {exc.part: error} if exc.part else error
-                continue
-            if consent is not None:
-                consents[name] = {"status": consent[0], "updated_at": consent[1] or now}
+        for name, exc in refused.items():
+            error = [serializers.ErrorDetail(str(exc), code="invalid")]
+            errors[name] = {exc.part: error} if exc.part else error
         if errors:
             raise serializers.ValidationError(errors)
         return consents

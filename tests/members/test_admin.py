@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from groups.models import EventKind, MembersGroup, MembershipEvent
 from loyalty.models import Club
@@ -94,6 +95,42 @@ def test_a_member_needs_an_email_or_an_msisdn(admin_client: Client, club: Club) 
 
     assert form_errors(response) == {"email": ["Enter an email or an MSISDN."]}
     assert not Member.objects.exists()
+
+
+def test_consents_in_the_admin_follow_the_apis_rule(admin_client: Client, club: Club) -> None:
+    refused = admin_client.post(
+        add_url(),
+        form_data(
+            club,
+            email="ann@example.com",
+            consents='{"news": "yes", "sms": {"status": true, "updated_at": "soon"}}',
+        ),
+    )
+
+    assert form_errors(refused) == {
+        "consents": [
+            'news: must be true, false or {"status": true or false, "updated_at": ...}',
+            "sms.updated_at: must be an ISO 8601 date and time",
+        ]
+    }
+    assert not Member.objects.exists()
+
+    response = admin_client.post(
+        add_url(),
+        form_data(
+            club,
+            email="ann@example.com",
+            consents='{"news": true, "sms": {"status": false, "updated_at": '
+            '"2026-01-02T03:04:05+00:00"}, "gone": null}',
+        ),
+    )
+
+    assert response.status_code == 302
+    consents = Member.objects.get(club=club).consents
+    assert set(consents) == {"news", "sms"}
+    assert consents["news"]["status"] is True
+    assert consents["news"]["updated_at"].startswith(str(timezone.now().year))
+    assert consents["sms"] == {"status": False, "updated_at": "2026-01-02T03:04:05+00:00"}
 
 
 def test_properties_must_be_a_json_object_and_store_lists_integers(
