@@ -47,14 +47,19 @@ class MembersGroupPayloadSerializer(serializers.Serializer[Any]):
     """Create and update. ``id``, ``automatic``, ``members_count`` and unknown keys are ignored.
 
     ``system`` may only be false (and is then ignored): system groups are the system's.
-    A null ``audience_id``/``audience_conditions`` counts as absent.
+    A null ``audience_id``/``audience_conditions`` counts as absent; a null ``name``,
+    ``type`` or ``description`` as "" (the platform's clients send null for "none").
     """
 
-    name = StrictCharField(max_length=200, allow_blank=True, required=False)
+    name = StrictCharField(max_length=200, allow_blank=True, allow_null=True, required=False)
     type = StrictCharField(
-        max_length=100, allow_blank=True, required=False, help_text="A free label."
+        max_length=100,
+        allow_blank=True,
+        allow_null=True,
+        required=False,
+        help_text="A free label.",
     )
-    description = StrictCharField(allow_blank=True, required=False)
+    description = StrictCharField(allow_blank=True, allow_null=True, required=False)
     system = StrictBooleanField(required=False, help_text="Only false is accepted.")
     audience_id = StrictIntegerField(
         min_value=1,
@@ -78,6 +83,9 @@ class MembersGroupPayloadSerializer(serializers.Serializer[Any]):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs.pop("system", None)
+        for text in ("name", "type", "description"):
+            if text in attrs and attrs[text] is None:
+                attrs[text] = ""
         return {key: value for key, value in attrs.items() if value is not None}
 
 

@@ -323,13 +323,28 @@ def test_sending_system_true_is_422_and_creates_nothing(api: APIClient, club: Cl
 
 
 def test_field_errors_name_the_field_code_and_limit(api: APIClient) -> None:
-    response = api.post("members_groups", {"name": "x" * 201, "type": None})
+    response = api.post("members_groups", {"name": "x" * 201, "type": 7})
 
     assert response.status_code == 422
     assert response.json()["details"] == {
         "name": [{"error": "max_length", "options": {"count": 200}}],
-        "type": [{"error": "null", "options": {}}],
+        "type": [{"error": "invalid", "options": {}}],
     }
+
+
+def test_null_text_fields_are_empty(api: APIClient, club: Club) -> None:
+    created = api.post("members_groups", {"name": "Plain", "type": None, "description": None})
+
+    assert created.status_code == 201
+    assert (created.json()["type"], created.json()["description"]) == ("", "")
+    group_id = created.json()["id"]
+    api.patch(f"members_groups/{group_id}", {"type": "vip", "description": "Top"})
+
+    cleared = api.patch(f"members_groups/{group_id}", {"type": None, "description": None})
+
+    assert cleared.status_code == 200
+    assert (cleared.json()["type"], cleared.json()["description"]) == ("", "")
+    assert cleared.json()["name"] == "Plain"
 
 
 def test_read_only_and_foreign_fields_of_a_new_group_never_take_effect(
