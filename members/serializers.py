@@ -12,6 +12,7 @@ from loyalty.fields import (
     StrictIntegerField,
     reject_nul_characters,
 )
+from loyalty.pagination import MAX_ID
 from members.models import ChannelStatus, Member
 from members.normalize import stored_consents
 
@@ -81,8 +82,13 @@ class MemberPayloadSerializer(serializers.Serializer[Any]):
     sms_status = serializers.ChoiceField(choices=ChannelStatus.choices, required=False)
     email_status = serializers.ChoiceField(choices=ChannelStatus.choices, required=False)
     push_status = serializers.ChoiceField(choices=ChannelStatus.choices, required=False)
-    subunit_ids = serializers.ListField(child=StrictIntegerField(), required=False)
-    favorite_stores = serializers.ListField(child=StrictIntegerField(), required=False)
+    # Positive 64-bit ids, as an import takes them.
+    subunit_ids = serializers.ListField(
+        child=StrictIntegerField(min_value=1, max_value=MAX_ID), required=False
+    )
+    favorite_stores = serializers.ListField(
+        child=StrictIntegerField(min_value=1, max_value=MAX_ID), required=False
+    )
 
     def validate_consents(self, value: dict[str, Any]) -> dict[str, Any]:
         """Each consent by the import's rule, stored as ``{"status", "updated_at"}``: a missing

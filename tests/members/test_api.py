@@ -218,6 +218,13 @@ def test_creating_a_member_normalises_and_joins_all_members(
             {"email": "a" * 250 + "@example.com"},
             {"email": [{"error": "max_length", "options": {"count": 254}}]},
         ),
+        (
+            {"email": "ann@example.com", "subunit_ids": [0], "favorite_stores": [2**63]},
+            {
+                "subunit_ids": {"0": [{"error": "min_value", "options": {"count": 1}}]},
+                "favorite_stores": {"0": [{"error": "max_value", "options": {"count": 2**63 - 1}}]},
+            },
+        ),
     ],
 )
 def test_an_invalid_member_is_422_and_not_created(
