@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.db import transaction
 from django.db.models import Q
 
-from audiences.conditions import ConditionError, Node, parse_conditions
+from audiences.conditions import ConditionError, Node, parse_conditions, referenced_group_ids
 from audiences.models import Audience
 from audiences.signals import audience_conditions_changed
 from loyalty.errors import InvalidParameters, NotAllowed
@@ -30,27 +31,42 @@ def parse_or_refuse(conditions: Any, field: str = "conditions") -> Node:
         raise InvalidParameters(details={field: exc.details}) from exc
 
 
-def validate_conditions(conditions: Any, field: str = "conditions") -> list[Any]:
-    """Return ``conditions`` if the engine's grammar accepts them, else raise 422 on ``field``."""
-    parse_or_refuse(conditions, field)
+def check_group_references(club_id: int, node: Node, field: str) -> set[int]:
+    """Return the group ids the rule names, or refuse with 422 if one is not of the club."""
+    ids = referenced_group_ids(node)
+    if not ids:
+        return ids
+    # Looked up by name: audiences sit below groups and never import them.
+    group_model = apps.get_model("groups", "MembersGroup")
+    unknown = ids - set(
+        group_model.objects.filter(club_id=club_id, pk__in=ids).values_list("id", flat=True)
+    )
+    if unknown:
+        raise InvalidParameters.field(field, "unknown_members_group", ids=sorted(unknown))
+    return ids
+
+
+def validate_conditions(conditions: Any, club_id: int) -> list[Any]:
+    """Return ``conditions`` if they make a rule of the club's, else raise 422 on ``conditions``."""
+    check_group_references(club_id, parse_or_refuse(conditions), "conditions")
     return list(conditions)
 
 
 @transaction.atomic
 def create_audience(*, club: Club, name: str = "", conditions: Any = None) -> Audience:
-    conditions = validate_conditions([] if conditions is None else conditions)
+    conditions = validate_conditions([] if conditions is None else conditions, club.pk)
     return Audience.objects.create(club=club, name=name, conditions=conditions)
 
 
 @transaction.atomic
 def update_audience(*, audience: Audience, **fields: Any) -> Audience:
-    """Rename an audience or change its rule; groups that follow it are re-computed."""
+    """Rename an audience or change its rule; the groups that follow it are re-computed."""
     audience = Audience.objects.select_for_update().get(pk=audience.pk, club_id=audience.club_id)
     changed = "conditions" in fields and fields["conditions"] != audience.conditions
     if changed:
         if audience.groups.filter(Q(automatic=False) | Q(system=True)).exists():
             raise AudienceOwnedByGroup()
-        audience.conditions = validate_conditions(fields["conditions"])
+        audience.conditions = validate_conditions(fields["conditions"], audience.club_id)
     if "name" in fields:
         audience.name = fields["name"]
     audience.save()

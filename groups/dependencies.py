@@ -38,21 +38,16 @@ def dependency_graph(club_id: int) -> Graph:
     )
 
 
-def check_acyclic(graph: Mapping[int, Collection[int]], names: Mapping[int, str]) -> None:
-    """Raise 422 naming the cycle if the graph has one."""
+def check_acyclic(
+    graph: Mapping[int, Collection[int]], names: Mapping[int, str], field: str
+) -> None:
+    """Raise 422 naming the cycle, if the graph has one, under the payload's ``field``."""
     try:
         TopologicalSorter(graph).prepare()
     except CycleError as exc:
-        cycle = exc.args[1]
-        path = " -> ".join(f"{names.get(g, g)} ({g})" for g in reversed(cycle))
-        raise InvalidParameters(
-            f"The conditions would make a cycle of groups: {path}.",
-            details={
-                "audience_conditions": [
-                    {"error": "cycle", "options": {"members_group_ids": list(reversed(cycle))}}
-                ]
-            },
-        ) from exc
+        cycle = list(reversed(exc.args[1]))
+        path = " -> ".join(f"{names.get(g, g)} ({g})" for g in cycle)
+        raise InvalidParameters.field(field, "cycle", members_group_ids=cycle, path=path) from exc
 
 
 def dependants_in_order(

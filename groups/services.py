@@ -26,14 +26,13 @@ from django.utils import timezone
 
 from audiences.conditions import (
     ConditionError,
-    Node,
     compile_conditions,
     parse_conditions,
     referenced_group_ids,
     uses_relative_dates,
 )
 from audiences.models import Audience
-from audiences.services import parse_or_refuse
+from audiences.services import check_group_references, parse_or_refuse
 from groups import webhooks
 from groups.dependencies import (
     check_acyclic,
@@ -314,25 +313,11 @@ def _propagate(club_id: int, changed: Iterable[int], member_ids: Sequence[int], 
         _apply_rule(_lock(MembersGroup(pk=group_id, club_id=club_id)), actor, member_ids)
 
 
-def _check_references(club_id: int, node: Node, field: str) -> set[int]:
-    ids = referenced_group_ids(node)
-    known = set(
-        MembersGroup.objects.filter(club_id=club_id, pk__in=ids).values_list("id", flat=True)
-    )
-    if ids - known:
-        raise InvalidParameters(
-            details={
-                field: [{"error": "unknown_members_group", "options": {"ids": sorted(ids - known)}}]
-            }
-        )
-    return ids
-
-
-def _check_graph(group: MembersGroup, references: set[int]) -> None:
+def _check_graph(group: MembersGroup, references: set[int], field: str) -> None:
     graph = dependency_graph(group.club_id)
     graph[group.pk] = references
     names = dict(MembersGroup.objects.filter(club_id=group.club_id).values_list("id", "name"))
-    check_acyclic(graph, names)
+    check_acyclic(graph, names, field)
 
 
 # Membership changes by hand ---------------------------------------------------------------
@@ -440,7 +425,7 @@ def _audience_for(
         )
     if audience_conditions is not None:
         node = parse_or_refuse(audience_conditions, "audience_conditions")
-        references = _check_references(club.pk, node, "audience_conditions")
+        references = check_group_references(club.pk, node, "audience_conditions")
         return Audience(club=club, name=name, conditions=audience_conditions), references
     audience = (
         None if audience_id is None else Audience.objects.filter(club=club, pk=audience_id).first()
@@ -448,7 +433,7 @@ def _audience_for(
     if audience is None:
         raise InvalidParameters.field("audience_id", "not_found")
     node = parse_or_refuse(audience.conditions, "audience_id")
-    return audience, _check_references(club.pk, node, "audience_id")
+    return audience, check_group_references(club.pk, node, "audience_id")
 
 
 @transaction.atomic
@@ -516,17 +501,17 @@ def update_group(*, group: MembersGroup, actor: str = "", **fields: Any) -> Memb
 
 def _set_rule(group: MembersGroup, rule_fields: dict[str, Any]) -> bool:
     """Point the group at its new audience; return whether the rule changed."""
+    audience_conditions = rule_fields.get("audience_conditions")
     audience, references = _audience_for(
-        group.club,
-        group.name,
-        rule_fields.get("audience_id"),
-        rule_fields.get("audience_conditions"),
+        group.club, group.name, rule_fields.get("audience_id"), audience_conditions
     )
     if audience.pk == group.audience_id or (
         audience.pk is None and audience.conditions == group.audience.conditions
     ):
         return False
-    _check_graph(group, references)
+    # The field the new rule came from, as _audience_for chose it.
+    field = "audience_id" if audience_conditions is None else "audience_conditions"
+    _check_graph(group, references, field)
     if audience.pk is None:
         shared = group.audience.groups.exclude(pk=group.pk).exists()
         if shared:
@@ -645,12 +630,15 @@ def recount_group(*, group_id: int) -> tuple[int, int] | None:
 
 @transaction.atomic
 def recompute_audience_followers(*, audience: Audience) -> None:
-    """Re-compute the automatic groups that follow an audience whose rule changed."""
+    """Re-compute, or schedule, the automatic groups that follow an audience whose rule changed.
+
+    Refusals name ``conditions``: the audience payload's field.
+    """
     node = parse_or_refuse(audience.conditions, "conditions")
     _lock_rules(audience.club_id, exclusive=True)
     for group in MembersGroup.objects.filter(audience=audience, automatic=True).order_by("pk"):
-        _check_graph(group, referenced_group_ids(node))
-        recompute_locked(_lock(group))
+        _check_graph(group, referenced_group_ids(node), "conditions")
+        recompute_or_schedule(_lock(group))
 
 
 @transaction.atomic
