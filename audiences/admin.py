@@ -55,6 +55,11 @@ class AudienceAdmin(ClubScopedAdmin):
             return [*fields, "conditions"]
         return fields
 
+    def has_change_permission(self, request: HttpRequest, obj: Audience | None = None) -> bool:
+        # A system group's audience is the system's, like the group (read-only, as it is).
+        system = obj is not None and services.of_system_group(obj)
+        return not system and super().has_change_permission(request, obj)
+
     def has_delete_permission(self, request: HttpRequest, obj: Audience | None = None) -> bool:
         # An audience used by a group cannot be destroyed (SPEC section 2: 405).
         in_use = obj is not None and obj.groups.exists()

@@ -23,6 +23,14 @@ class AudienceOwnedByGroup(NotAllowed):
     message = "The audience is the rule of a manual or system group and cannot be changed."
 
 
+class AudienceOfSystemGroup(NotAllowed):
+    message = "The audience of a system group is the system's and cannot be changed."
+
+
+def of_system_group(audience: Audience) -> bool:
+    return audience.groups.filter(system=True).exists()
+
+
 def parse_or_refuse(conditions: Any, field: str = "conditions") -> Node:
     """Parse ``conditions`` with the engine, or refuse with 422 details under ``field``."""
     try:
@@ -63,6 +71,9 @@ def update_audience(*, audience: Audience, **fields: Any) -> Audience:
     """Rename an audience or change its rule; the groups that follow it are re-computed."""
     audience = Audience.objects.select_for_update().get(pk=audience.pk, club_id=audience.club_id)
     changed = "conditions" in fields and fields["conditions"] != audience.conditions
+    renamed = "name" in fields and fields["name"] != audience.name
+    if (changed or renamed) and of_system_group(audience):
+        raise AudienceOfSystemGroup()
     if changed:
         if audience.groups.filter(Q(automatic=False) | Q(system=True)).exists():
             raise AudienceOwnedByGroup()

@@ -170,3 +170,20 @@ def test_staff_see_and_reach_only_the_audiences_of_their_clubs(
     assert not any(audience.club_id == other_club.pk for audience in listed)
     assert (opened.status_code, deleted.status_code) == (302, 302)
     assert Audience.objects.filter(pk=theirs.pk).exists()
+
+
+def test_a_system_groups_audience_is_read_only_in_the_admin(
+    admin_client: Client, club: Club, all_members: Any
+) -> None:
+    audience = all_members.audience
+    page = admin_client.get(change_url(audience))
+
+    posted = admin_client.post(
+        change_url(audience), {"club": club.pk, "name": "Renamed", "conditions": "[]"}
+    )
+
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    assert posted.status_code == 403
+    audience.refresh_from_db()
+    assert audience.name == "All members"

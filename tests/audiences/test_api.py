@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -117,6 +119,20 @@ def test_the_rule_of_a_manual_groups_audience_cannot_change(api: APIClient, club
     }
     group.audience.refresh_from_db()
     assert group.audience.conditions == [in_groups(group.pk)]
+
+
+def test_a_system_groups_audience_cannot_be_renamed(api: APIClient, all_members: Any) -> None:
+    audience_id = all_members.audience_id
+
+    response = api.patch(f"audiences/{audience_id}", {"name": "Everyone"})
+    unchanged = api.patch(f"audiences/{audience_id}", {"name": "All members"})
+
+    assert response.status_code == 405
+    assert response.json() == {
+        "error": "The audience of a system group is the system's and cannot be changed."
+    }
+    assert unchanged.status_code == 200
+    assert Audience.objects.get(pk=audience_id).name == "All members"
 
 
 def test_destroying_an_unused_audience_returns_204(api: APIClient, club: Club) -> None:
