@@ -59,10 +59,21 @@ BUILT_IN_FIELDS = {
     "subunit_ids": "array",
     "favorite_stores": "array",
 }
+# Properties whose type SPEC section 4 names: a condition of another type on them is refused.
+PROPERTY_TYPES = {
+    "first_name": "string",
+    "last_name": "string",
+    "gender": "string",
+    "language": "string",
+    "interests": "array",
+    "birthday": "date",
+}
 # Operators that take no value.
 NO_VALUE = {"empty", "not_empty", "present", "blank"}
 KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# What people write in a phone number that a stored msisdn (digits only) never has.
+MSISDN_PUNCTUATION = re.compile(r"[\s+\-().]")
 
 
 @dataclass(frozen=True)
@@ -190,12 +201,22 @@ def _check_field(group: Any, type_: Any, field: Any) -> Any:
         if type_ != "boolean":
             return _error("type_mismatch", expected="boolean")
         return None
-    fixed = BUILT_IN_FIELDS.get(field)
+    fixed = BUILT_IN_FIELDS.get(field) or PROPERTY_TYPES.get(field)
     if fixed is not None and type_ in TYPES and fixed != type_:
         return _error("type_mismatch", expected=fixed)
     if fixed is None and not KEY.match(field):
         return _error("invalid_key")
     return None
+
+
+def msisdn_fragment(operator: str, value: str) -> str:
+    """A ``match``/``starts_with`` value on msisdn, as the stored digits would contain it.
+
+    Spaces, ``+``, ``-``, ``.`` and parentheses go; a ``starts_with`` value also loses a
+    leading ``00``, the international prefix that stored msisdns are written without.
+    """
+    digits = MSISDN_PUNCTUATION.sub("", value)
+    return digits.removeprefix("00") if operator == "starts_with" else digits
 
 
 def _is_number(value: Any) -> bool:
@@ -237,7 +258,12 @@ def _check_value(type_: str, operator: str, field: str, value: Any) -> Any:
     if type_ == "string":
         if operator in ("in", "not_in"):
             return _check_list(value, lambda v: isinstance(v, str), "not_a_string")
-        return None if isinstance(value, str) and value != "" else _error("not_a_string")
+        if not isinstance(value, str) or value == "":
+            return _error("not_a_string")
+        if field == "msisdn" and operator in ("match", "starts_with"):
+            digits = msisdn_fragment(operator, value)
+            return None if digits.isascii() and digits.isdigit() else _error("not_msisdn_digits")
+        return None
     if type_ == "number":
         if operator == "between":
             return _check_pair(value, _is_number, "not_a_number")

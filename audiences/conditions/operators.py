@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from django.apps import apps
-from django.db.models import BooleanField, Exists, F, FloatField, Func, OuterRef, Q, TextField
+from django.db.models import (
+    BooleanField,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    OuterRef,
+    Q,
+    TextField,
+    Value,
+)
 from django.db.models.functions import Length, Substr
 from django.db.models.lookups import (
     Exact,
@@ -35,7 +45,7 @@ from django.db.models.lookups import (
     LessThanOrEqual,
 )
 
-from audiences.conditions.grammar import BUILT_IN_FIELDS, KEY, Leaf
+from audiences.conditions.grammar import BUILT_IN_FIELDS, KEY, Leaf, msisdn_fragment
 from members.normalize import InvalidIdentifier, normalize_msisdn
 
 if TYPE_CHECKING:
@@ -108,6 +118,11 @@ def _source(leaf: Leaf) -> tuple[str, list[str]]:
     return "properties", [leaf.field]
 
 
+def _constant(value: bool) -> Condition:
+    """A condition that holds for every member (True) or for none (False)."""
+    return Value(value, output_field=BooleanField())
+
+
 def _json_scalar(leaf: Leaf, pg_type: str, pg_cast: str, sqlite_types: str, output: Any) -> Any:
     """The JSON value a leaf reads, or NULL when it is missing or of another JSON type."""
     return VendorSQL(
@@ -126,19 +141,43 @@ def _json_scalar(leaf: Leaf, pg_type: str, pg_cast: str, sqlite_types: str, outp
     )
 
 
+def _calendar_day(text: str) -> str:
+    """SQL: whether ``text``, shaped ``dddd-dd-dd``, starts with a day of Python's calendar.
+
+    Month lengths and leap years are spelled out: PostgreSQL has no cast that answers NULL
+    instead of failing, and both databases must give the same answer.
+    """
+    year, month, day = f"substr({text}, 1, 4)", f"substr({text}, 6, 2)", f"substr({text}, 9, 2)"
+    y = f"CAST({year} AS integer)"
+    return (
+        f"{year} <> '0000' AND {month} BETWEEN '01' AND '12' AND {day} BETWEEN '01' AND "
+        f"CASE WHEN {month} IN ('04', '06', '09', '11') THEN '30' WHEN {month} <> '02' THEN '31' "
+        f"WHEN {y} %% 4 = 0 AND ({y} %% 100 <> 0 OR {y} %% 400 = 0) THEN '29' ELSE '28' END"
+    )
+
+
 def _json_date_text(leaf: Leaf) -> Any:
-    """A date property as its ``YYYY-MM-DD`` text (a longer ISO string is cut), else NULL."""
+    """A date property as its ``YYYY-MM-DD`` text (a longer ISO string is cut), else NULL.
+
+    A value that is not a day of the calendar (``2000-13-45``, ``2023-02-30``) counts as
+    missing, like any other non-date.
+    """
+    pg_text = "({ref} #>> '{}')"
+    sqlite_text = "json_extract({col}, {path})"
     return VendorSQL(
         *_source(leaf),
+        # The inner CASE casts the year only once the outer one has checked its shape.
         postgresql=(
-            "CASE WHEN jsonb_typeof({ref}) = 'string' "
-            r"AND ({ref} #>> '{}') ~ '^\d{4}-\d{2}-\d{2}' THEN left({ref} #>> '{}', 10) END",
+            f"CASE WHEN jsonb_typeof({{ref}}) = 'string' AND {pg_text} "
+            "~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}' "
+            f"THEN CASE WHEN {_calendar_day(pg_text)} THEN left({pg_text}, 10) END END",
             [],
         ),
         sqlite=(
-            "CASE WHEN json_type({col}, {path}) = 'text' AND json_extract({col}, {path}) "
+            f"CASE WHEN json_type({{col}}, {{path}}) = 'text' AND {sqlite_text} "
             "GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' "
-            "THEN substr(json_extract({col}, {path}), 1, 10) END",
+            f"THEN CASE WHEN {_calendar_day(sqlite_text)} "
+            f"THEN substr({sqlite_text}, 1, 10) END END",
             [],
         ),
         output_field=TextField(),
@@ -170,11 +209,16 @@ def _present(leaf: Leaf, ctx: Context) -> Condition:
     return Q(IsNull(_string(leaf), False)) & Q(GreaterThan(Length(_string(leaf)), 0))
 
 
+def _fragment(leaf: Leaf) -> str:
+    """The text a ``match``/``starts_with`` leaf looks for, in msisdns as they are stored."""
+    return msisdn_fragment(leaf.operator, leaf.value) if leaf.field == "msisdn" else leaf.value
+
+
 STRING: dict[str, Callable[[Leaf, Context], Condition]] = {
     "eq": lambda leaf, ctx: Exact(_string(leaf), _stored_form(leaf, leaf.value)),
     "in": lambda leaf, ctx: In(_string(leaf), [_stored_form(leaf, v) for v in leaf.value]),
-    "match": lambda leaf, ctx: IContains(_string(leaf), leaf.value),
-    "starts_with": lambda leaf, ctx: IStartsWith(_string(leaf), leaf.value),
+    "match": lambda leaf, ctx: IContains(_string(leaf), _fragment(leaf)),
+    "starts_with": lambda leaf, ctx: IStartsWith(_string(leaf), _fragment(leaf)),
     "present": _present,
 }
 
@@ -202,28 +246,30 @@ NUMBER: dict[str, Callable[[Leaf, Context], Condition]] = {
 # Dates ----------------------------------------------------------------------------------
 
 
+def _midnight(day: date, ctx: Context) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=ctx.tz)
+
+
 def _days(leaf: Leaf, ctx: Context, first: date | None, last: date | None) -> Condition:
     """Members whose date falls within ``first`` .. ``last`` inclusive (None: open end)."""
-    low: Callable[[date], datetime | str]
-    high: Callable[[date], datetime | str]
-    if leaf.field in DATE_COLUMNS:
-        # Timestamps are compared with midnights in the club's time zone.
-        def bound(day: date) -> datetime:
-            return datetime.combine(day, time.min, tzinfo=ctx.tz)
-
-        lhs: Any = F(leaf.field)
-        low, high = bound, lambda day: bound(day + timedelta(days=1))
-    else:
-        lhs = _json_date_text(leaf)
-        low = high = date.isoformat
-    parts = [Q(IsNull(lhs, False))]
-    if first is not None:
-        parts.append(Q(GreaterThanOrEqual(lhs, low(first))))
-    if last is not None:
-        upper: type[LessThan[Any] | LessThanOrEqual[Any]] = (
-            LessThan if leaf.field in DATE_COLUMNS else LessThanOrEqual
-        )
-        parts.append(Q(upper(lhs, high(last))))
+    if leaf.field not in DATE_COLUMNS:
+        text = _json_date_text(leaf)
+        parts = [Q(IsNull(text, False))]
+        if first is not None:
+            parts.append(Q(GreaterThanOrEqual(text, first.isoformat())))
+        if last is not None:
+            parts.append(Q(LessThanOrEqual(text, last.isoformat())))
+        return reduce(and_, parts)
+    # Timestamps are compared with midnights in the club's time zone. The midnights that
+    # open 0001-01-01 and close 9999-12-31 may not exist in UTC for Python (OverflowError),
+    # and a timestamp beyond them would fall on a day Python's calendar lacks: those ends
+    # stay open.
+    column = F(leaf.field)
+    parts = [Q(IsNull(column, False))]
+    if first is not None and first > date.min:
+        parts.append(Q(GreaterThanOrEqual(column, _midnight(first, ctx))))
+    if last is not None and last < date.max:
+        parts.append(Q(LessThan(column, _midnight(last + timedelta(days=1), ctx))))
     return reduce(and_, parts)
 
 
@@ -260,10 +306,22 @@ def _d(value: str) -> date:
     return date.fromisoformat(value)
 
 
+def _before(leaf: Leaf, ctx: Context) -> Condition:
+    day = _d(leaf.value)
+    # No day comes before the calendar's first (and subtracting one would overflow).
+    return _days(leaf, ctx, None, day - timedelta(days=1)) if day > date.min else _constant(False)
+
+
+def _after(leaf: Leaf, ctx: Context) -> Condition:
+    day = _d(leaf.value)
+    # No day comes after the calendar's last (and adding one would overflow).
+    return _days(leaf, ctx, day + timedelta(days=1), None) if day < date.max else _constant(False)
+
+
 DATE: dict[str, Callable[[Leaf, Context], Condition]] = {
     "eq": lambda leaf, ctx: _days(leaf, ctx, _d(leaf.value), _d(leaf.value)),
-    "before": lambda leaf, ctx: _days(leaf, ctx, None, _d(leaf.value) - timedelta(days=1)),
-    "after": lambda leaf, ctx: _days(leaf, ctx, _d(leaf.value) + timedelta(days=1), None),
+    "before": _before,
+    "after": _after,
     "between": lambda leaf, ctx: _days(leaf, ctx, _d(leaf.value[0]), _d(leaf.value[1])),
     "within_last_days": lambda leaf, ctx: _days(
         leaf, ctx, ctx.today - timedelta(days=leaf.value), ctx.today
@@ -330,7 +388,10 @@ def _array_all(leaf: Leaf, ctx: Context) -> Condition:
 
 def _array_not_empty(leaf: Leaf, ctx: Context) -> Condition:
     if leaf.field == "members_group_ids":
-        return Exists(_memberships(ctx))
+        # Every member is in its club's "All members" group, so every member is in some
+        # group. Reading the rows instead would depend on the order in which a new member's
+        # groups are filled, which no group named in the rule can fix.
+        return _constant(True)
     return VendorSQL(
         *_source(leaf),
         postgresql=(

@@ -199,7 +199,9 @@ properties = st.fixed_dictionaries(
             st.integers(-3, 3), st.floats(-3, 3, allow_nan=False), st.sampled_from(["1", "x"])
         ),
         "birthday": st.one_of(
-            st.dates(date(1990, 1, 1), date(1993, 12, 31)).map(date.isoformat), st.just("soon")
+            st.dates(date(1990, 1, 1), date(1993, 12, 31)).map(date.isoformat),
+            # Not days of the calendar: they count as missing.
+            st.sampled_from(["soon", "1991-02-29", "1990-13-01", "1992-04-31T10:00"]),
         ),
         "tags": st.one_of(st.lists(st.sampled_from(["a", "b", 1, 2]), max_size=3), scalars),
         "vip": st.one_of(st.booleans(), st.sampled_from([0, "true"])),
@@ -253,6 +255,15 @@ def _same_json(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _is_day(text: str) -> bool:
+    """Whether ``text`` starts with a day of the calendar (``1991-02-29`` does not)."""
+    try:
+        date.fromisoformat(text[:10])
+    except ValueError:
+        return False
+    return True
+
+
 def evaluate(node: dict[str, Any], props: dict[str, Any]) -> bool:
     """The documented semantics, in plain Python."""
     if node.get("operator") in ("and", "or", "not"):
@@ -283,7 +294,7 @@ def evaluate(node: dict[str, Any], props: dict[str, Any]) -> bool:
             "lte": raw <= value,
         }[op]
     if node["type"] == "date":
-        if not (isinstance(raw, str) and re.match(r"^\d{4}-\d{2}-\d{2}", raw)):
+        if not (isinstance(raw, str) and re.match(r"^\d{4}-\d{2}-\d{2}", raw) and _is_day(raw)):
             return False
         day = raw[:10]
         return {"eq": day == value, "before": day < value, "after": day > value}[op]
