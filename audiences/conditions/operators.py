@@ -141,12 +141,18 @@ def _json_scalar(leaf: Leaf, pg_type: str, pg_cast: str, sqlite_types: str, outp
     )
 
 
-def _calendar_day(text: str) -> str:
-    """SQL: whether ``text``, shaped ``dddd-dd-dd``, starts with a day of Python's calendar.
+# A day of Python's (proleptic Gregorian) calendar at the start of a text: month lengths
+# and leap years spelled out, so that PostgreSQL reads the JSON value once per row.
+CALENDAR_DAY = (
+    "^(?!0000)(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    "|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    "|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)"
+)
 
-    Month lengths and leap years are spelled out: PostgreSQL has no cast that answers NULL
-    instead of failing, and both databases must give the same answer.
-    """
+
+def _calendar_day(text: str) -> str:
+    """SQLite: whether ``text``, shaped ``dddd-dd-dd``, starts with a day of the calendar
+    (SQLite has no regular expressions)."""
     year, month, day = f"substr({text}, 1, 4)", f"substr({text}, 6, 2)", f"substr({text}, 9, 2)"
     y = f"CAST({year} AS integer)"
     return (
@@ -162,20 +168,18 @@ def _json_date_text(leaf: Leaf) -> Any:
     A value that is not a day of the calendar (``2000-13-45``, ``2023-02-30``) counts as
     missing, like any other non-date.
     """
-    pg_text = "({ref} #>> '{}')"
     sqlite_text = "json_extract({col}, {path})"
     return VendorSQL(
         *_source(leaf),
-        # The inner CASE casts the year only once the outer one has checked its shape.
         postgresql=(
-            f"CASE WHEN jsonb_typeof({{ref}}) = 'string' AND {pg_text} "
-            "~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}' "
-            f"THEN CASE WHEN {_calendar_day(pg_text)} THEN left({pg_text}, 10) END END",
-            [],
+            "CASE WHEN jsonb_typeof({ref}) = 'string' AND ({ref} #>> '{}') ~ %s "
+            "THEN left({ref} #>> '{}', 10) END",
+            [CALENDAR_DAY],
         ),
         sqlite=(
             f"CASE WHEN json_type({{col}}, {{path}}) = 'text' AND {sqlite_text} "
             "GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' "
+            # The inner CASE casts the year only once the outer one has checked its shape.
             f"THEN CASE WHEN {_calendar_day(sqlite_text)} "
             f"THEN substr({sqlite_text}, 1, 10) END END",
             [],
