@@ -1,4 +1,4 @@
-"""The API's one error format: the DRF exception handler and JSON 404/500/503 views."""
+"""The API's one error format: the DRF exception handler and JSON 400/404/500/503 views."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import (
+    DisallowedHost,
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+)
 from django.db import DatabaseError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -163,6 +168,23 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response.reason_phrase = REASON_PHRASES[response.status_code]
     set_rollback()
     return response
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 400 view, for its refusals outside DRF (a SuspiciousOperation, such as too
+    many query parameters or a Host not in ALLOWED_HOSTS): JSON under /v3/, the usual page
+    elsewhere."""
+    if not request.path.startswith(API_PREFIX):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        message = f"Too many query parameters (at most {limit})."
+    elif isinstance(exception, DisallowedHost):
+        message = "Invalid Host header."
+    else:
+        # Django's messages for the others name settings and internals: not for clients.
+        message = "Bad request"
+    return JsonResponse(error_body(message), status=400)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -32,9 +32,17 @@ from loyalty.models import Club
 # groups and cannot import it).
 API_SOURCE = "api"
 
+# How deep objects and arrays may nest in a body, the body itself being level 1. No payload
+# needs that much (conditions nest at most 8 nodes deep), and it stays far below the
+# recursion limit of the JSON decoder, the validators and the renderer.
+MAX_JSON_DEPTH = 64
+TOO_DEEP = f"The body is nested too deeply: at most {MAX_JSON_DEPTH} levels of objects and arrays."
+EMPTY_BODY = "The body is empty: it must be a JSON object."
+
 # What each error status means on this API, for the schema.
 ERROR_DESCRIPTIONS = {
-    400: "The body is not JSON, or not a JSON object.",
+    400: "The body is empty, not JSON, not a JSON object, or nested more than "
+    f"{MAX_JSON_DEPTH} levels deep.",
     401: "Missing, invalid or revoked token, or a token of another club (also for an "
     "unknown club slug).",
     403: "The token lacks the operation's permit.",
@@ -62,7 +70,8 @@ class LengthRequired(exceptions.APIException):
 
 
 class JSONObjectParser(JSONParser):
-    """JSON bodies, each a JSON object (every payload of this API is one)."""
+    """JSON bodies, each a JSON object (every payload of this API is one) at most
+    ``MAX_JSON_DEPTH`` levels deep."""
 
     def parse(
         self,
@@ -70,10 +79,30 @@ class JSONObjectParser(JSONParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            # The decoder recurses once per level: thousands of "[" exhaust the stack first.
+            raise exceptions.ParseError(TOO_DEEP) from None
         if not isinstance(data, dict):
             raise exceptions.ParseError("The body must be a JSON object.")
+        if _deeper_than(data, MAX_JSON_DEPTH):
+            raise exceptions.ParseError(TOO_DEEP)
         return data
+
+
+def _deeper_than(value: dict[str, Any], limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels, ``value`` being level 1."""
+    level, containers = 1, [value]
+    while containers:
+        if level > limit:
+            return True
+        children: list[Any] = []
+        for container in containers:
+            items = container.values() if isinstance(container, dict) else container
+            children.extend(item for item in items if isinstance(item, dict | list))
+        containers, level = children, level + 1
+    return False
 
 
 class ApiAutoSchema(AutoSchema):
@@ -111,14 +140,19 @@ class ApiAutoSchema(AutoSchema):
 
     def _get_request_body(self, direction: Direction = "request") -> Any:
         # The base method is not annotated (drf-spectacular), hence the ignores.
-        if self.method != "DELETE" or self.get_request_serializer() is None:
+        if self.get_request_serializer() is None:
             return super()._get_request_body(direction)  # type: ignore[no-untyped-call]
-        # Bulk removal carries its payload in a DELETE body, which the base class skips.
-        self.method = "POST"
+        method = self.method
+        if method == "DELETE":
+            # Bulk removal carries its payload in a DELETE body, which the base class skips.
+            self.method = "POST"
         try:
-            return super()._get_request_body(direction)  # type: ignore[no-untyped-call]
+            body = super()._get_request_body(direction)  # type: ignore[no-untyped-call]
         finally:
-            self.method = "DELETE"
+            self.method = method
+        # Even where no field is required (PATCH): ``payload`` refuses an empty body.
+        body["required"] = True
+        return body
 
     def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
@@ -220,7 +254,13 @@ class ClubScopedViewSet(GenericViewSet[Any]):
         return self.input_serializers.get(action or "", self.serializer_class)
 
     def payload(self, request: Request) -> dict[str, Any]:
-        """The action's input serializer's validated data, or a 422 with a details tree."""
+        """The action's input serializer's validated data, or a 422 with a details tree.
+
+        An empty body is a 400, like any other body that is not a JSON object.
+        """
+        if request.stream is None:
+            # DRF reads an empty body as {} without calling the parser.
+            raise exceptions.ParseError(EMPTY_BODY)
         serializer = self.input_serializers[self.action](
             data=request.data, context=self.get_serializer_context()
         )
