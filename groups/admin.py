@@ -437,7 +437,7 @@ class MembersGroupAdmin(ClubScopedAdmin):
             return JsonResponse({"error": "Choose one of your clubs first."}, status=400)
         try:
             conditions = json.loads(request.POST.get("conditions") or "[]")
-        except ValueError:
+        except (ValueError, RecursionError):
             return JsonResponse({"error": "The conditions are not valid JSON."}, status=400)
         try:
             result = preview(

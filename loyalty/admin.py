@@ -19,6 +19,7 @@ from django.urls import reverse
 
 from loyalty import services
 from loyalty.errors import DomainError
+from loyalty.fields import MAX_JSON_DEPTH, deeper_than
 from loyalty.models import ApiToken, Club
 from loyalty.permits import ALL_PERMITS
 
@@ -136,7 +137,29 @@ def add_refusal(form: forms.BaseForm, refusal: DomainError) -> None:
 
 
 class PrettyJSONField(forms.JSONField):
-    """A JSON form field that shows its value indented, for editing by hand."""
+    """A JSON form field that shows its value indented, for editing by hand, and takes
+    nesting only as deep as the API does."""
+
+    # A field of a body: one level less than the body, as the API takes it.
+    max_depth = MAX_JSON_DEPTH - 1
+
+    def to_python(self, value: Any) -> Any:
+        message = f"Nested too deeply: at most {self.max_depth} levels of objects and arrays."
+        try:
+            data = super().to_python(value)
+        except RecursionError:
+            # The decoder recurses once per level: thousands of "[" exhaust the stack.
+            raise forms.ValidationError(message, code="too_deep") from None
+        if deeper_than(data, self.max_depth):
+            raise forms.ValidationError(message, code="too_deep")
+        return data
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # Shown again as typed when the decoder gives up on it, as for any invalid JSON.
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, InvalidJSONInput):

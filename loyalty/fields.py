@@ -7,6 +7,25 @@ from typing import Any
 
 from rest_framework import serializers
 
+# How deep objects and arrays may nest in a JSON value, the value itself being level 1. No
+# payload needs that much (conditions nest at most 8 nodes deep), and it stays far below
+# the recursion limit of the JSON decoder, the validators and the renderer.
+MAX_JSON_DEPTH = 64
+
+
+def deeper_than(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels, ``value`` being level 1."""
+    level, containers = 1, [value] if isinstance(value, dict | list) else []
+    while containers:
+        if level > limit:
+            return True
+        children: list[Any] = []
+        for container in containers:
+            items = container.values() if isinstance(container, dict) else container
+            children.extend(item for item in items if isinstance(item, dict | list))
+        containers, level = children, level + 1
+    return False
+
 
 def _has_nul(value: Any) -> bool:
     # A walk with a stack, not recursion: no depth of nesting can exhaust it (the import

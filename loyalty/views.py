@@ -26,16 +26,13 @@ from loyalty.exceptions import (
     InvalidParametersSerializer,
     validation_details,
 )
+from loyalty.fields import MAX_JSON_DEPTH, deeper_than
 from loyalty.models import Club
 
 # The membership-event source of API writes (groups.models.Source.API; loyalty sits below
 # groups and cannot import it).
 API_SOURCE = "api"
 
-# How deep objects and arrays may nest in a body, the body itself being level 1. No payload
-# needs that much (conditions nest at most 8 nodes deep), and it stays far below the
-# recursion limit of the JSON decoder, the validators and the renderer.
-MAX_JSON_DEPTH = 64
 TOO_DEEP = f"The body is nested too deeply: at most {MAX_JSON_DEPTH} levels of objects and arrays."
 EMPTY_BODY = "The body is empty: it must be a JSON object."
 
@@ -86,23 +83,9 @@ class JSONObjectParser(JSONParser):
             raise exceptions.ParseError(TOO_DEEP) from None
         if not isinstance(data, dict):
             raise exceptions.ParseError("The body must be a JSON object.")
-        if _deeper_than(data, MAX_JSON_DEPTH):
+        if deeper_than(data):
             raise exceptions.ParseError(TOO_DEEP)
         return data
-
-
-def _deeper_than(value: dict[str, Any], limit: int) -> bool:
-    """Whether objects and arrays nest more than ``limit`` levels, ``value`` being level 1."""
-    level, containers = 1, [value]
-    while containers:
-        if level > limit:
-            return True
-        children: list[Any] = []
-        for container in containers:
-            items = container.values() if isinstance(container, dict) else container
-            children.extend(item for item in items if isinstance(item, dict | list))
-        containers, level = children, level + 1
-    return False
 
 
 class ApiAutoSchema(AutoSchema):

@@ -561,6 +561,17 @@ def test_a_bad_condition_in_the_preview_is_a_readable_error(
     assert response.json() == {"error": "item 0 > value: Not a number."}
 
 
+def test_conditions_too_deep_for_the_decoder_are_a_readable_error(
+    admin_client: Client, club: Club
+) -> None:
+    response = admin_client.post(
+        preview_url(), {"club": club.pk, "conditions": "[" * 100_000 + "]" * 100_000}
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "The conditions are not valid JSON."}
+
+
 def test_staff_cannot_preview_against_another_club(staff_client: Client, other_club: Club) -> None:
     MemberFactory(club=other_club)
     response = staff_client.post(preview_url(), {"club": other_club.pk, "conditions": "[]"})

@@ -133,6 +133,25 @@ def test_consents_in_the_admin_follow_the_apis_rule(admin_client: Client, club: 
     assert consents["sms"] == {"status": False, "updated_at": "2026-01-02T03:04:05+00:00"}
 
 
+def test_properties_nest_only_as_deep_as_the_api_takes_them(
+    admin_client: Client, club: Club
+) -> None:
+    too_deep = '{"a": ' * 64 + "1" + "}" * 64
+    response = admin_client.post(
+        add_url(),
+        form_data(club, email="ann@example.com", properties=too_deep, consents="[" * 100_000),
+    )
+
+    message = ["Nested too deeply: at most 63 levels of objects and arrays."]
+    assert form_errors(response) == {"properties": message, "consents": message}
+    assert not Member.objects.exists()
+    fits = admin_client.post(
+        add_url(),
+        form_data(club, email="ann@example.com", properties='{"a": ' * 63 + "1" + "}" * 63),
+    )
+    assert fits.status_code == 302
+
+
 def test_properties_must_be_a_json_object_and_store_lists_integers(
     admin_client: Client, club: Club
 ) -> None:
