@@ -20,6 +20,9 @@ from tests.helpers import assert_consistent, cond, in_groups
 
 pytestmark = pytest.mark.django_db
 
+TOO_LONG = "x" * (csv.field_size_limit() + 1)
+UNREADABLE = f"invalid: not valid CSV: field larger than field limit ({csv.field_size_limit()})"
+
 
 class Terminal(StringIO):
     def isatty(self) -> bool:
@@ -274,3 +277,59 @@ def test_a_file_that_is_not_utf8_is_refused_with_nothing_changed(
 def test_a_missing_file_is_refused(club: Club, group: MembersGroup, tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="No file "):
         run(club.slug, str(group.pk), str(tmp_path / "nothing.txt"))
+
+
+# Malformed files: each bad record is a reason, never a traceback.
+
+
+@pytest.mark.parametrize(
+    "bad_row",
+    [f"Xavier,{TOO_LONG}@example.com", f'"{TOO_LONG}",xavier@example.com'],
+    ids=["in the column", "in another column"],
+)
+def test_a_field_over_the_csv_size_limit_is_an_invalid_identifier_and_the_rest_is_imported(
+    tmp_path: Path, club: Club, group: MembersGroup, ann: Member, bob: Member, bad_row: str
+) -> None:
+    path = write(tmp_path, f"name,email\nAnn,ann@example.com\n{bad_row}\nBob,bob@example.com\n")
+    report = tmp_path / "report.csv"
+
+    output = run(
+        club.slug, str(group.pk), path, "--column", "email", "--batch-size", "1",
+        "--report", str(report),
+    )  # fmt: skip
+
+    assert member_ids(group) == {ann.pk, bob.pk}
+    assert "Added 2, already members 0, not found 0, invalid 1." in output
+    assert "3 identifiers in " in output
+    with report.open(newline="") as file:
+        assert list(csv.reader(file)) == [["line", "identifier", "reason"], ["3", "", UNREADABLE]]
+    assert_consistent(group)
+
+
+def test_the_result_is_that_of_the_file_without_the_unreadable_row(
+    tmp_path: Path, club: Club, ann: Member, bob: Member
+) -> None:
+    with_it, without_it = GroupFactory(club=club), GroupFactory(club=club)
+    rows = ["email", "ann@example.com", TOO_LONG, "nobody@example.com", "bob@example.com"]
+    full = write(tmp_path, "\n".join(rows) + "\n", name="full.csv")
+    cut = write(tmp_path, "\n".join(rows[:2] + rows[3:]) + "\n", name="cut.csv")
+
+    run(club.slug, str(with_it.pk), full, "--column", "email", "--batch-size", "2")
+    run(club.slug, str(without_it.pk), cut, "--column", "email", "--batch-size", "2")
+
+    assert member_ids(with_it) == member_ids(without_it) == {ann.pk, bob.pk}
+
+
+def test_a_header_over_the_csv_size_limit_is_refused_with_nothing_changed(
+    tmp_path: Path, club: Club, group: MembersGroup, ann: Member
+) -> None:
+    path = write(tmp_path, f"email,{TOO_LONG}\nann@example.com,1\n")
+
+    with pytest.raises(
+        CommandError,
+        match=r"The header row is not valid CSV: field larger than field limit \(\d+\); "
+        "nothing was changed",
+    ):
+        run(club.slug, str(group.pk), path, "--column", "email")
+
+    assert member_ids(group) == set()
