@@ -213,11 +213,12 @@ class MembersGroupViewSet(ClubScopedViewSet):
         methods=["get"],
         url_path="members",
         pagination_class=MembersPagination,
-        filter_backends=[MemberFilter],
+        filter_backends=[NoNulCharacters, MemberFilter],
     )
     def members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
         group = self.get_object()
         query = request.query_params
+        NoNulCharacters().filter_queryset(request, Member.objects.none(), self)
         page = PageRequest.from_query(query)
         after_id = after_id_param(query)
         descending = any(key.descending for key in sort_keys(query, ("id",)))

@@ -193,6 +193,36 @@ def test_the_members_at_a_moment_are_those_the_group_held_then(api: ClubClient, 
     assert bad.status_code == 422
 
 
+def test_a_member_is_in_the_group_at_the_joined_at_its_groups_list_shows(
+    api: ClubClient, club: Club
+) -> None:
+    ann = MemberFactory(club=club, email="ann@example.com")
+    group = services.create_group(club=club, name="Red")
+    api.post(
+        f"members_groups/{group.pk}/members",
+        {"identifier_type": "id", "identifiers": [ann.pk]},
+    )
+    groups = api.get(f"members/{ann.pk}/members_groups").json()["members_groups"]
+    joined_at = next(g["joined_at"] for g in groups if g["id"] == group.pk)
+    event = api.get(f"members_groups/{group.pk}/events").json()["events"][0]
+
+    then = api.get(f"members_groups/{group.pk}/members", {"at": joined_at}).json()
+
+    assert event["created_at"] == joined_at
+    assert [m["id"] for m in then["members"]] == [ann.pk]
+
+
+def test_a_nul_in_a_group_members_filter_is_422(api: ClubClient, club: Club) -> None:
+    group = services.create_group(club=club, name="Red")
+
+    response = api.get(f"members_groups/{group.pk}/members", {"search": "a\x00"})
+
+    assert response.status_code == 422
+    assert response.json()["details"] == {
+        "search": [{"error": "null_characters_not_allowed", "options": {}}]
+    }
+
+
 def test_the_stats_add_up_per_day_and_per_week(api: ClubClient, club: Club) -> None:
     members = [MemberFactory(club=club, email=f"s{n}@example.com").pk for n in range(6)]
     group = services.create_group(club=club, name="Stats")
