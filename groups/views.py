@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -216,13 +216,13 @@ class MembersGroupViewSet(ClubScopedViewSet):
         filter_backends=[NoNulCharacters, MemberFilter],
     )
     def members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
-        group = self.get_object()
         query = request.query_params
         NoNulCharacters().filter_queryset(request, Member.objects.none(), self)
+        at = time_param(query, "at")
+        group = self.get_object() if at is None else self.group_or_history()
         page = PageRequest.from_query(query)
         after_id = after_id_param(query)
         descending = any(key.descending for key in sort_keys(query, ("id",)))
-        at = time_param(query, "at")
         only = (
             MemberFilter().filter_queryset(
                 request, Member.objects.filter(club_id=group.club_id), self
@@ -331,10 +331,42 @@ class MembersGroupViewSet(ClubScopedViewSet):
     ) -> StreamingHttpResponse:
         return members_csv_response(self.get_object(), with_body=request.method != "HEAD")
 
+    def group_or_history(self) -> MembersGroup:
+        """The group, or for a destroyed one whose events remain, a stand-in with no members:
+        who was in a group at a moment stays answerable after it is gone."""
+        try:
+            group: MembersGroup = self.get_object()
+        except Http404:
+            pk = self.kwargs[self.lookup_field]
+            if (
+                not pk.isdecimal()
+                or not MembershipEvent.objects.filter(
+                    club_id=self.club.pk, group_id=int(pk)
+                ).exists()
+            ):
+                raise
+            return MembersGroup(pk=int(pk), club=self.club, members_count=0)
+        return group
+
     @extend_schema(
         summary="List a group's membership events",
         description="Every join and leave of the group, newest first (then by id): the "
-        "member, the kind, the source (api, admin, import, rule, system) and the actor.",
+        "member, the kind, the source (api, admin, import, rule, system) and the actor. "
+        "sort_by[]=created_at (asc by default) gives the oldest first.",
+        parameters=[
+            OpenApiParameter(
+                "sort_by[]",
+                {"type": "array", "items": {"type": "string", "enum": ["created_at"]}},
+                explode=True,
+                description="Events sort by created_at only (then by id).",
+            ),
+            OpenApiParameter(
+                "sort_directions[]",
+                {"type": "array", "items": {"type": "string", "enum": [*DIRECTIONS]}},
+                explode=True,
+                description="asc (default with sort_by) or desc.",
+            ),
+        ],
         responses=MembershipEventSerializer(many=True),
     )
     @action(
@@ -346,9 +378,12 @@ class MembersGroupViewSet(ClubScopedViewSet):
         serializer_class=MembershipEventSerializer,
     )
     def events(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
-        group = self.get_object()
+        group = self.group_or_history()
+        keys = sort_keys(request.query_params, ("created_at",))
+        newest_first = keys[0].descending if keys else True
         events = MembershipEvent.objects.filter(club_id=group.club_id, group_id=group.pk)
-        return self.paginated(events.order_by("-created_at", "-id"))
+        order = ("-created_at", "-id") if newest_first else ("created_at", "id")
+        return self.paginated(events.order_by(*order))
 
     @extend_schema(
         summary="A group's size, joins and leaves per day or week",
@@ -367,7 +402,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
         detail=True, methods=["get"], url_path="stats", filter_backends=[], pagination_class=None
     )
     def stats(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
-        group = self.get_object()
+        group = self.group_or_history()
         query = request.query_params
         interval = choice_param(query, "interval", [*INTERVALS]) or "day"
         today = timezone.now().astimezone(ZoneInfo(group.club.timezone)).date()

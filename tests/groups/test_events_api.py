@@ -212,6 +212,57 @@ def test_a_member_is_in_the_group_at_the_joined_at_its_groups_list_shows(
     assert [m["id"] for m in then["members"]] == [ann.pk]
 
 
+def test_events_sort_by_time_either_way_and_by_nothing_else(
+    api: ClubClient, history: tuple[MembersGroup, list[int]]
+) -> None:
+    group = history[0]
+    url = f"members_groups/{group.pk}/events"
+
+    newest = [e["id"] for e in api.get(url).json()["events"]]
+    oldest = [e["id"] for e in api.get(url, {"sort_by[]": "created_at"}).json()["events"]]
+    desc = api.get(url, {"sort_by[]": "created_at", "sort_directions[]": "desc"}).json()
+    unknown = api.get(url, {"sort_by[]": "member_id"})
+
+    assert len(newest) == 4
+    assert oldest == newest[::-1]
+    assert [e["id"] for e in desc["events"]] == newest
+    assert unknown.status_code == 422
+    assert unknown.json()["details"] == {
+        "sort_by": {"0": [{"error": "invalid_choice", "options": {"choices": ["created_at"]}}]}
+    }
+
+
+def test_a_destroyed_groups_history_stays_answerable(
+    api: ClubClient, club: Club, other_club: Club
+) -> None:
+    ann, bob = (MemberFactory(club=club, email=f"{n}@example.com").pk for n in "ab")
+    group = services.create_group(club=club, name="Gone")
+    services.add_member_ids(group=group, member_ids=[ann, bob], source="api")
+    before = timezone.now().isoformat()
+    stranger = services.create_group(club=other_club, name="Theirs")
+    services.add_member_ids(
+        group=stranger, member_ids=[MemberFactory(club=other_club).pk], source="api"
+    )
+    services.delete_group(group=stranger, source="api")
+    assert api.delete(f"members_groups/{group.pk}").status_code == 204
+
+    events = api.get(f"members_groups/{group.pk}/events").json()["events"]
+    then = api.get(f"members_groups/{group.pk}/members", {"at": before}).json()
+    stats = api.get(f"members_groups/{group.pk}/stats")
+
+    assert sorted((e["kind"], e["member_id"]) for e in events) == [
+        ("joined", ann), ("joined", bob), ("left", ann), ("left", bob)
+    ]  # fmt: skip
+    assert [m["id"] for m in then["members"]] == [ann, bob]
+    assert then["pagination_info"]["total_count"] == 2
+    assert stats.status_code == 200
+    assert stats.json()["stats"][-1]["size_at_end"] == 0
+    assert api.get(f"members_groups/{group.pk}/members").status_code == 404
+    assert api.get(f"members_groups/{group.pk}").status_code == 404
+    for url in (f"members_groups/{stranger.pk}/events", f"members_groups/{group.pk + 999}/events"):
+        assert api.get(url).status_code == 404
+
+
 def test_a_nul_in_a_group_members_filter_is_422(api: ClubClient, club: Club) -> None:
     group = services.create_group(club=club, name="Red")
 
