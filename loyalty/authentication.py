@@ -15,6 +15,7 @@ from rest_framework.request import Request
 
 from loyalty import services
 from loyalty.models import ApiToken, Club, hash_token
+from loyalty.permits import SESSION_PERMISSIONS
 
 TOKEN_HEADER = "X-Client-Authorization"
 CLIENT_HEADERS = ("X-User-Agent", "X-Product-Name")
@@ -42,15 +43,21 @@ class MalformedClientHeader(exceptions.APIException):
 class ClubAccess:
     """What ``request.auth`` holds once a caller is let into a club.
 
-    ``token`` is None for staff using their admin session, who need no permits.
+    ``token`` is None for staff using their admin session (``user``), who may do what their
+    admin permissions allow (``SESSION_PERMISSIONS``).
     """
 
     club: Club
     token: ApiToken | None
     actor: str
+    user: Any = None
 
     def has_permit(self, permit: str | None) -> bool:
-        return self.token is None or (permit is not None and permit in self.token.permits)
+        if permit is None:
+            return False
+        if self.token is None:
+            return bool(self.user.has_perms(SESSION_PERMISSIONS[permit]))
+        return permit in self.token.permits
 
 
 def club_slug(request: Request) -> str | None:
@@ -91,10 +98,10 @@ class ClubTokenAuthentication(BaseAuthentication):
             .filter(club__slug=slug, key_hash=hash_token(raw.strip()))
             .first()
         )
-        if token is None:
+        # A revoked token gets the same answer as an unknown one: it does not confirm that
+        # a leaked token was real, nor its club.
+        if token is None or not token.is_active:
             raise exceptions.AuthenticationFailed("Invalid token for this loyalty club.")
-        if not token.is_active:
-            raise exceptions.AuthenticationFailed("The token has been revoked.")
         check_client_headers(request)
         services.touch_api_token(token=token)
         return AnonymousUser(), ClubAccess(
@@ -124,7 +131,9 @@ class StaffSessionAuthentication(SessionAuthentication):
                 raise exceptions.NotFound()
             return None
         self.enforce_csrf(request)
-        return user, ClubAccess(club=club, token=None, actor=f"user:{user.get_username()}")
+        return user, ClubAccess(
+            club=club, token=None, actor=f"user:{user.get_username()}", user=user
+        )
 
 
 class ClubTokenScheme(OpenApiAuthenticationExtension):
@@ -171,6 +180,6 @@ class StaffSessionScheme(OpenApiAuthenticationExtension):
             "in": "cookie",
             "name": settings.SESSION_COOKIE_NAME,
             "description": "The admin session of a staff user: the clubs they manage (every "
-            "club for a superuser), no permits or client headers needed; unsafe methods "
-            "need the CSRF token.",
+            "club for a superuser), doing what their admin permissions allow (no client "
+            "headers needed); unsafe methods need the CSRF token.",
         }

@@ -18,7 +18,7 @@ class HasClubPermit(BasePermission):
     """Let in callers of the path's club whose token carries the action's permit.
 
     A view declares ``required_permits = {"list": GROUPS_LIST, ...}``; an action missing
-    from it is refused to every token. Staff sessions need no permits.
+    from it is refused to every caller. Staff sessions need the matching admin permissions.
     """
 
     message = "The token lacks the permit this operation needs."

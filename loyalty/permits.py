@@ -45,3 +45,35 @@ ALL_PERMITS: tuple[str, ...] = (
     AUDIENCES_DESTROY,
     AUDIENCES_PREVIEW,
 )
+
+_VIEW_GROUPS = ("groups.view_membersgroup",)
+_CHANGE_GROUPS = ("groups.change_membersgroup",)
+_VIEW_MEMBERS = ("members.view_member",)
+_VIEW_AUDIENCES = ("audiences.view_audience",)
+
+# What a staff member's admin session needs, in Django's model permissions, to do through
+# the API what each permit allows a token: no more than the admin lets them do.
+SESSION_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    GROUPS_LIST: _VIEW_GROUPS,
+    GROUPS_SHOW: _VIEW_GROUPS,
+    GROUPS_CREATE: ("groups.add_membersgroup",),
+    GROUPS_UPDATE: _CHANGE_GROUPS,
+    GROUPS_DESTROY: ("groups.delete_membersgroup",),
+    GROUPS_ADD_MEMBERS: _CHANGE_GROUPS,
+    GROUPS_REMOVE_MEMBERS: _CHANGE_GROUPS,
+    GROUPS_EVENTS: _VIEW_GROUPS,
+    MEMBERS_LIST: _VIEW_MEMBERS,
+    MEMBERS_SHOW: _VIEW_MEMBERS,
+    MEMBERS_CREATE: ("members.add_member",),
+    MEMBERS_UPDATE: ("members.change_member",),
+    MEMBERS_DESTROY: ("members.delete_member",),
+    MEMBERS_IMPORTS_CREATE: ("members.add_member", "members.change_member"),
+    MEMBERS_IMPORTS_SHOW: _VIEW_MEMBERS,
+    AUDIENCES_LIST: _VIEW_AUDIENCES,
+    AUDIENCES_SHOW: _VIEW_AUDIENCES,
+    AUDIENCES_CREATE: ("audiences.add_audience",),
+    AUDIENCES_UPDATE: ("audiences.change_audience",),
+    AUDIENCES_DESTROY: ("audiences.delete_audience",),
+    # A preview shows which members match.
+    AUDIENCES_PREVIEW: (*_VIEW_AUDIENCES, *_VIEW_MEMBERS),
+}

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.cache import cache
 from django.http import HttpResponse
 from rest_framework.test import APIClient
@@ -89,12 +89,23 @@ def staff_client(db: None) -> Callable[..., ClubClient]:
     """A client of the club ``slug`` logged into the admin as a staff user."""
 
     def make(
-        slug: str, *, manages: Iterable[Club] = (), superuser: bool = False, **kwargs: Any
+        slug: str,
+        *,
+        manages: Iterable[Club] = (),
+        superuser: bool = False,
+        permissions: Iterable[str] = (),
+        **kwargs: Any,
     ) -> ClubClient:
+        """``permissions``: the user's admin permissions, as ``"app_label.codename"``."""
         user = User.objects.create_user(
             username=f"staff{User.objects.count()}", is_staff=True, is_superuser=superuser
         )
         user.managed_clubs.set(manages)
+        for permission in permissions:
+            app_label, codename = permission.split(".")
+            user.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
         client = ClubClient(slug, **kwargs)
         client.force_login(user)
         return client

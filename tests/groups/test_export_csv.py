@@ -334,7 +334,7 @@ def test_staff_download_the_csv_of_a_club_they_manage_with_their_session(
 ) -> None:
     group = GroupFactory(club=club)
     services.add_member_ids(group=group, member_ids=[MemberFactory(club=club).pk], source="api")
-    client = staff_client(club.slug, manages=[club])
+    client = staff_client(club.slug, manages=[club], permissions=["groups.view_membersgroup"])
 
     response = client.get(csv_path(group), HTTP_ACCEPT="text/html")
     refused = staff_client(other_club.slug, manages=[club]).get(csv_path(group))
