@@ -62,11 +62,23 @@ _EMBEDDING = tuple(
 )
 
 
+# Ranges Python's ``is_global`` still counts as global: the 6to4 relay anycast (deprecated,
+# RFC 7526).
+_NOT_GLOBAL = (ipaddress.ip_network("192.88.99.0/24"),)
+
+
 def _refusal(address: str) -> str | None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    if not ip.is_global or ip.is_multicast:
+    site_local = isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local
+    if (
+        not ip.is_global
+        or ip.is_multicast
+        or ip.is_reserved
+        or site_local
+        or any(ip in net for net in _NOT_GLOBAL)
+    ):
         return f"{ip} is a private, loopback or reserved address"
     if isinstance(ip, ipaddress.IPv6Address) and (
         ip.teredo or any(ip in net for net in _EMBEDDING)
@@ -116,6 +128,9 @@ def _target(url: str) -> Target:
         raise RefusedAddress(f"The port is not valid: {error}.") from None
     if parts.scheme not in ALLOWED_SCHEMES or not parts.hostname:
         raise RefusedAddress("Only http and https URLs with a host are allowed.")
+    # Ports below 1024 other than the web's belong to other services (SSH, SMTP, ...).
+    if port is not None and (port == 0 or (port < 1024 and port not in (80, 443))):
+        raise RefusedAddress("The port must be 80, 443 or from 1024 to 65535.")
     if not settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES and _own_hostname(
         parts.hostname, settings.ALLOWED_HOSTS
     ):

@@ -471,6 +471,12 @@ def test_a_delivery_whose_events_were_pruned_fails_rather_than_sending_less(
         "http://[fd00::1]/hooks",
         "https://example.com:99999/hooks",
         "http://printer.localhost/hooks",
+        "http://[fec0::1]/hooks",
+        "http://[4000::1]/hooks",
+        "http://192.88.99.1/hooks",
+        "https://example.com:0/hooks",
+        "https://example.com:22/hooks",
+        "http://example.com:25/hooks",
     ],
 )
 def test_urls_into_private_networks_are_refused(url: str, settings: Any) -> None:
