@@ -13,8 +13,9 @@ from drf_spectacular.plumbing import get_doc
 from drf_spectacular.utils import Direction, OpenApiParameter
 from rest_framework import exceptions, serializers
 from rest_framework.generics import get_object_or_404
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.parsers import JSONParser
-from rest_framework.request import Request
+from rest_framework.request import Request, clone_request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
@@ -168,6 +169,25 @@ class ApiAutoSchema(AutoSchema):
         return response
 
 
+class ApiMetadata(SimpleMetadata):
+    """OPTIONS that never looks the object up, so its answer does not tell whether an id
+    exists: objects have no permissions of their own here, only the actions' permits."""
+
+    def determine_actions(self, request: Request, view: Any) -> dict[str, Any]:
+        actions: dict[str, Any] = {}
+        for method in {"PUT", "POST"} & set(view.allowed_methods):
+            # The view describes the method's input serializer while it sees that method.
+            view.request = clone_request(request, method)
+            try:
+                view.check_permissions(view.request)
+                actions[method] = self.get_serializer_info(view.get_serializer())
+            except exceptions.APIException:
+                pass
+            finally:
+                view.request = request
+        return actions
+
+
 class ClubScopedViewSet(GenericViewSet[Any]):
     """A viewset under ``/v3/{loyalty_club_slug}/``, for the callers let into that club.
 
@@ -178,6 +198,7 @@ class ClubScopedViewSet(GenericViewSet[Any]):
 
     lookup_value_regex = "[0-9]{1,18}"  # ids beyond a bigint cannot exist: plain 404
     parser_classes = [JSONObjectParser]
+    metadata_class = ApiMetadata
     schema = ApiAutoSchema()
     # Every subclass sets both: the schema, ``render`` and ``paginated`` rely on them.
     queryset: QuerySet[Any]

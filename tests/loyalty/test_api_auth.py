@@ -289,6 +289,23 @@ def test_a_token_over_the_rate_limit_is_429_with_retry_after(
     assert other.get("members_groups").status_code == 200
 
 
+def test_options_does_not_tell_whether_an_id_exists(
+    club: Club,
+    make_token: Callable[..., tuple[ApiToken, str]],
+    client_for: Callable[..., APIClient],
+) -> None:
+    _, raw = make_token(club, permits=[permits.GROUPS_LIST])
+    client = client_for(club.slug, raw)
+    member = MemberFactory(club=club)
+
+    existing = client.options(f"members/{member.pk}")
+    missing = client.options(f"members/{member.pk + 1000}")
+
+    assert existing.status_code == missing.status_code == 200
+    assert existing.json() == missing.json()
+    assert "PUT" in existing.json()["actions"]
+
+
 # Staff sessions ----------------------------------------------------------------------------------
 
 
