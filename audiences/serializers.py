@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from audiences.models import Audience
-from loyalty.fields import StrictCharField, StrictIntegerField, reject_nul_characters
+from loyalty.fields import StrictCharField, StrictIntegerField, reject_unstorable
 from loyalty.pagination import MAX_ID
 
 CONDITIONS_SCHEMA = {
@@ -24,7 +24,7 @@ CONDITIONS_SCHEMA = {
 class ConditionsField(serializers.JSONField):
     """Any JSON here: the condition grammar belongs to the audience services, not the API."""
 
-    default_validators = [reject_nul_characters]
+    default_validators = [reject_unstorable]
 
 
 class AudienceSerializer(serializers.ModelSerializer[Audience]):

@@ -10,7 +10,13 @@ from rest_framework import serializers
 
 from audiences.serializers import ConditionsField
 from groups.models import MembersGroup, MembershipEvent
-from loyalty.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from loyalty.fields import (
+    UNSTORABLE,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    unstorable,
+)
 from loyalty.pagination import MAX_ID
 from members.selectors import IDENTIFIER_TYPES
 
@@ -118,14 +124,16 @@ class IdentifierListField(serializers.Field[list[Any], list[Any], list[Any], Any
             self.fail("not_a_list", input_type=type(data).__name__)
         if len(data) > self.max_length:
             self.fail("max_length", max_length=self.max_length)
-        wrong = [
-            index
-            for index, item in enumerate(data)
-            if not isinstance(item, str | int) or isinstance(item, bool)
-        ]
-        if wrong:
-            message = str(self.error_messages["invalid"])
-            errors = {index: [serializers.ErrorDetail(message, code="invalid")] for index in wrong}
+        invalid = str(self.error_messages["invalid"])
+        errors = {}
+        for index, item in enumerate(data):
+            if not isinstance(item, str | int) or isinstance(item, bool):
+                errors[index] = [serializers.ErrorDetail(invalid, code="invalid")]
+            elif isinstance(item, str) and (code := unstorable(item)):
+                # Refused as a string field refuses it: a lone surrogate reported back among
+                # the invalid identifiers could not be rendered, once the change committed.
+                errors[index] = [serializers.ErrorDetail(UNSTORABLE[code], code=code)]
+        if errors:
             # Keyed by item index, which DRF keeps; the stubs admit only str keys.
             raise serializers.ValidationError(errors)  # type: ignore[arg-type]
         return data

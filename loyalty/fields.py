@@ -1,8 +1,10 @@
 """Strict JSON fields of the API's payloads: each takes its JSON type only, as the OpenAPI
-schema says, and no string in a payload may hold a NUL character."""
+schema says, and no JSON value in a payload may hold what PostgreSQL cannot store."""
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 from rest_framework import serializers
@@ -27,29 +29,44 @@ def deeper_than(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def _has_nul(value: Any) -> bool:
+# Why a JSON value cannot be stored, by error code. PostgreSQL stores neither NUL nor half
+# of a UTF-16 surrogate pair (JSON's "\ud800" decodes to one, which not even the renderer
+# can encode) in text or jsonb, and jsonb takes no infinity (JSON's 1e400 decodes to one);
+# DRF's FloatField and JSONField call a non-finite number "invalid" too.
+UNSTORABLE = {
+    "null_characters_not_allowed": "Null characters are not allowed.",
+    "surrogate_characters_not_allowed": "Lone surrogate characters are not allowed.",
+    "invalid": "Numbers must be finite.",
+}
+_UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable(value: Any) -> str | None:
+    """The code in ``UNSTORABLE`` of something in a JSON value PostgreSQL cannot store."""
     # A walk with a stack, not recursion: no depth of nesting can exhaust it (the import
     # command's rows are not held to the API's depth limit).
     pending = [value]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                return True
+            if found := _UNSTORABLE_CHARACTER.search(item):
+                nul = found[0] == "\x00"
+                return "null_characters_not_allowed" if nul else "surrogate_characters_not_allowed"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "invalid"
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return False
+    return None
 
 
-def reject_nul_characters(value: Any) -> None:
-    """Refuse U+0000 anywhere in a JSON value: PostgreSQL stores it in neither text nor jsonb."""
-    if _has_nul(value):
-        raise serializers.ValidationError(
-            "Null characters are not allowed.", code="null_characters_not_allowed"
-        )
+def reject_unstorable(value: Any) -> None:
+    """Refuse a NUL, a lone surrogate or a non-finite number anywhere in a JSON value."""
+    if code := unstorable(value):
+        raise serializers.ValidationError(UNSTORABLE[code], code=code)
 
 
 class StrictCharField(serializers.CharField):

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from loyalty.fields import (
     StrictCharField,
     StrictIntegerField,
-    reject_nul_characters,
+    reject_unstorable,
 )
 from loyalty.pagination import MAX_ID
 from members.models import ChannelStatus, Member
@@ -77,8 +77,8 @@ class MemberPayloadSerializer(serializers.Serializer[Any]):
     msisdn = StrictCharField(
         max_length=32, allow_null=True, allow_blank=True, required=False, trim_whitespace=False
     )
-    properties = serializers.DictField(required=False, validators=[reject_nul_characters])
-    consents = serializers.DictField(required=False, validators=[reject_nul_characters])
+    properties = serializers.DictField(required=False, validators=[reject_unstorable])
+    consents = serializers.DictField(required=False, validators=[reject_unstorable])
     sms_status = serializers.ChoiceField(choices=ChannelStatus.choices, required=False)
     email_status = serializers.ChoiceField(choices=ChannelStatus.choices, required=False)
     push_status = serializers.ChoiceField(choices=ChannelStatus.choices, required=False)

@@ -99,7 +99,7 @@ def test_the_nul_check_walks_any_depth_without_recursing() -> None:
         deep = {"a": [deep]}
 
     with pytest.raises(fields.serializers.ValidationError):
-        fields.reject_nul_characters(deep)
+        fields.reject_unstorable(deep)
 
 
 # Empty bodies ----------------------------------------------------------------------------------
