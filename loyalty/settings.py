@@ -184,6 +184,9 @@ WEBHOOKS_DELIVERIES_RETENTION_DAYS = env.int("WEBHOOKS_DELIVERIES_RETENTION_DAYS
 WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", default=False)
 # Recomputations over clubs with more members than this run as background tasks.
 RECOMPUTE_INLINE_MAX = env.int("RECOMPUTE_INLINE_MAX", default=50_000)
+# Seconds a queued or running API member import may go without committing a batch before
+# its run counts as dead; sending the same import again then resumes it.
+MEMBER_IMPORT_STALE_SECONDS = env.int("MEMBER_IMPORT_STALE_SECONDS", default=300)
 
 # Django's task framework (the django-tasks backport): the database backend by default,
 # its worker started with `python manage.py db_worker`.

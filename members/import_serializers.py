@@ -10,7 +10,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from loyalty.fields import StrictCharField, StrictIntegerField, reject_nul_characters
+from loyalty.fields import UNSTORABLE, StrictCharField, StrictIntegerField, unstorable
 from loyalty.pagination import MAX_ID
 from members.models import (
     ImportOperation,
@@ -22,6 +22,32 @@ from members.serializers import MemberPayloadSerializer
 
 # What an import_id may be: it is a path segment of GET members/imports/{import_id}.
 IMPORT_ID_PATTERN = r"[A-Za-z0-9_.:-]{1,100}"
+_NUL = "null_characters_not_allowed"
+
+
+def _reject_dot_segments(value: str) -> None:
+    """Refuse "." and "..": HTTP clients resolve them away in a path, so GET
+    members/imports/{import_id} could never reach the import."""
+    if value in (".", ".."):
+        raise serializers.ValidationError(
+            'An import id cannot be "." or "..", which are not kept in a path.', code="invalid"
+        )
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a string or key anywhere in a JSON value holds a NUL character."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 class ImportedMemberSerializer(MemberPayloadSerializer):
@@ -79,16 +105,17 @@ class MemberRowsField(serializers.Field[list[Any], list[Any], list[Any], Any]):
         return data
 
     def _row_errors(self, row: dict[str, Any]) -> Any:
-        try:
-            # The row is stored as sent until it has run, unknown keys too.
-            reject_nul_characters(row)
-        except serializers.ValidationError as exc:
-            return exc.detail
+        # The row is kept as sent until it has run, unknown keys too: as JSON text when jsonb
+        # cannot hold it (see import_services), but no text in PostgreSQL holds a NUL.
+        if _holds_nul(row):
+            return [serializers.ErrorDetail(UNSTORABLE[_NUL], code=_NUL)]
         errors = {}
         for key, value in row.items():
             field = self.child.fields.get(key)
-            if field is None:
-                continue  # an unknown key: the engine rejects the row
+            # An unknown key, or a value PostgreSQL cannot store (a lone surrogate, a number
+            # too large for a float): the engine rejects the row on its own.
+            if field is None or unstorable(value):
+                continue
             try:
                 field.run_validation(value)
             except serializers.ValidationError as exc:
@@ -104,9 +131,13 @@ class MemberImportPayloadSerializer(serializers.Serializer[Any]):
 
     import_id = StrictCharField(
         required=False,
-        validators=[RegexValidator(re.compile(rf"\A{IMPORT_ID_PATTERN}\Z"))],
+        allow_null=True,
+        validators=[
+            RegexValidator(re.compile(rf"\A{IMPORT_ID_PATTERN}\Z")),
+            _reject_dot_segments,
+        ],
         help_text="The client's id of the import, unique in the club: letters, digits and "
-        "_ . : - (at most 100). Made up when absent.",
+        '_ . : - (at most 100), but not "." or "..". Made up when absent or null.',
     )
     request_number = StrictIntegerField(
         required=False,

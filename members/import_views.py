@@ -27,7 +27,10 @@ from members.models import MemberImport
         "background (queued, running, then done or failed): follow it with GET "
         "members/imports/{import_id}. Each member row is checked on its own, and the rows "
         "not imported are reported with their reason in rejected_rows. A taken import_id, "
-        "or more than MEMBER_IMPORT_MAX_MEMBERS members, is 422.",
+        "or more than MEMBER_IMPORT_MAX_MEMBERS members, is 422; but the same import sent "
+        "again once its run has died (queued or running, and not written for "
+        "MEMBER_IMPORT_STALE_SECONDS) is run again from its last committed batch, answered "
+        "202 with the import as it stands.",
         responses={202: MemberImportSerializer},
     ),
     retrieve=extend_schema(

@@ -127,8 +127,12 @@ class MemberImport(ClubScopedModel):
     unchanged = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     rejected_rows = models.JSONField(default=list, blank=True)
-    # The members sent, kept only until the import has run.
+    # The members sent, kept only until the import has run; a row jsonb cannot hold (a lone
+    # surrogate, a number too large for a float) as its JSON text, for the run to reject.
     payload = models.JSONField(default=list, blank=True)
+    # [member id, index] of each row imported so far, committed with its batch: a resumed
+    # run knows them, so a later row naming one of these members is still a duplicate.
+    members_taken = models.JSONField(default=list, blank=True, editable=False)
     # Who sent it: the actor of the membership events the import causes.
     actor = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
@@ -145,3 +149,8 @@ class MemberImport(ClubScopedModel):
 
     def __str__(self) -> str:
         return self.import_id
+
+    @property
+    def rows_run(self) -> int:
+        """How many of the members sent have run: each counts once, in one of the counts."""
+        return self.created + self.updated + self.unchanged + self.rejected
