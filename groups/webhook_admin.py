@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from groups import webhooks
 from groups.models import MembersGroup, WebhookDelivery, WebhookEndpoint
 from loyalty import outbound
-from loyalty.admin import ClubFilter, ClubScopedAdmin, ServiceModelForm, managed_clubs
+from loyalty.admin import ClubFilter, ClubScopedAdmin, ServiceModelForm, admin_id, managed_clubs
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldGroups
@@ -139,7 +139,8 @@ class EndpointFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        return queryset.filter(endpoint_id=value) if value.isdigit() else queryset.none()
+        endpoint_id = admin_id(value)
+        return queryset.none() if endpoint_id is None else queryset.filter(endpoint_id=endpoint_id)
 
 
 @admin.register(WebhookDelivery)

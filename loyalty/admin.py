@@ -6,21 +6,25 @@ import json
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.db import models, router, transaction
 from django.db.models import QuerySet
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
+from django.utils.translation import gettext
 
 from loyalty import services
 from loyalty.errors import DomainError
-from loyalty.fields import MAX_JSON_DEPTH, deeper_than
+from loyalty.fields import MAX_JSON_DEPTH, UNSTORABLE, deeper_than, unstorable
 from loyalty.models import ApiToken, Club
+from loyalty.pagination import MAX_ID
 from loyalty.permits import ALL_PERMITS
 
 if TYPE_CHECKING:
@@ -49,6 +53,23 @@ def managed_clubs(request: HttpRequest) -> QuerySet[Club]:
     if request.user.is_superuser:
         return Club.objects.all()
     return Club.objects.filter(managers=request.user.pk)
+
+
+# The most digits an id can have; a longer number is out of range, or above int()'s limit.
+_ID_DIGITS = len(str(MAX_ID))
+
+
+def admin_id(value: str | None) -> int | None:
+    """An id from an admin query string or form, or None when it cannot be a row's.
+
+    Only ASCII digits from 1 to a bigint's largest: ``str.isdigit`` is also true of "²",
+    which ``int()`` refuses, ``int()`` takes other scripts' digits ("٣"), and a larger
+    number fails in PostgreSQL.
+    """
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > _ID_DIGITS:
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ID else None
 
 
 def adopt(obj: models.Model, saved: models.Model) -> None:
@@ -120,8 +141,8 @@ def refusal_messages(refusal: DomainError) -> Iterator[tuple[str, str]]:
     if not refusal.details:
         yield "", refusal.message
         return
-    for path, leaf in _leaves(refusal.details):
-        field, *rest = path or ("",)
+    for keys, leaf in _leaves(refusal.details):
+        field, *rest = keys or ("",)
         text = _describe(leaf, "" if rest else field)
         where = " > ".join(f"item {key}" if key.isdigit() else key for key in rest)
         yield field, f"{where}: {text}" if where else text
@@ -137,8 +158,8 @@ def add_refusal(form: forms.BaseForm, refusal: DomainError) -> None:
 
 
 class PrettyJSONField(forms.JSONField):
-    """A JSON form field that shows its value indented, for editing by hand, and takes
-    nesting only as deep as the API does."""
+    """A JSON form field that shows its value indented, for editing by hand, and takes what
+    the API takes: nesting as deep, and nothing PostgreSQL cannot store."""
 
     # A field of a body: one level less than the body, as the API takes it.
     max_depth = MAX_JSON_DEPTH - 1
@@ -152,6 +173,8 @@ class PrettyJSONField(forms.JSONField):
             raise forms.ValidationError(message, code="too_deep") from None
         if deeper_than(data, self.max_depth):
             raise forms.ValidationError(message, code="too_deep")
+        if code := unstorable(data):
+            raise forms.ValidationError(UNSTORABLE[code], code=code)
         return data
 
     def bound_data(self, data: Any, initial: Any) -> Any:
@@ -164,7 +187,13 @@ class PrettyJSONField(forms.JSONField):
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, InvalidJSONInput):
             return value
-        return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+        text = json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            # A lone surrogate (refused on save) cannot go out as UTF-8: shown escaped.
+            return json.dumps(value, indent=2, cls=self.encoder)
+        return text
 
 
 class ServiceModelForm(AnyModelForm):
@@ -201,7 +230,8 @@ class ClubFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        return queryset.filter(club_id=value) if value.isdigit() else queryset.none()
+        club_id = admin_id(value)
+        return queryset.none() if club_id is None else queryset.filter(club_id=club_id)
 
 
 class ClubScopedAdmin(AnyModelAdmin):
@@ -284,9 +314,30 @@ class ClubScopedAdmin(AnyModelAdmin):
             finally:
                 _refusal.reset(token)
 
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        # PostgreSQL text cannot hold NUL, so any filter or search on one fails in SQL. Such
+        # a query gets Django's answer to a lookup it cannot run: a redirect to "?e=1".
+        if any("\x00" in text for key, values in request.GET.lists() for text in (key, *values)):
+            raise IncorrectLookupParameters
+        return super().get_changelist_instance(request)
+
     def response_action(
         self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
     ) -> HttpResponse | None:
+        # Every club-scoped model has a bigint id: a forged selection holding anything else
+        # would fail in SQL, so it counts as no selection, with Django's own warning.
+        if any(
+            admin_id(value) is None for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        ):
+            self.message_user(
+                request,
+                gettext(
+                    "Items must be selected in order to perform actions on them. No items "
+                    "have been changed."
+                ),
+                messages.WARNING,
+            )
+            return None
         # An action (such as "delete selected") is all or nothing: a refusal from a service
         # undoes what the action did before it and is reported on the list. (Django 6 adds
         # an argument, action_location, passed on as given.)
@@ -402,9 +453,9 @@ class ApiTokenAddForm(ServiceModelForm):
         return cleaned
 
 
-# The raw value of a token created by a request, kept only until that request's response
-# shows it; the entry goes with the request.
-_raw_tokens: WeakKeyDictionary[HttpRequest, str] = WeakKeyDictionary()
+def _raw_token_key(token_id: object) -> str:
+    """The session key of a new token's raw value, kept there until the page showing it."""
+    return f"loyalty.apitoken.raw.{token_id}"
 
 
 @admin.register(ApiToken)
@@ -469,18 +520,44 @@ class ApiTokenAdmin(ClubScopedAdmin):
             club=data["club"], name=data["name"], permits=data["permits"]
         )
         adopt(obj, token)
-        _raw_tokens[request] = raw
+        request.session[_raw_token_key(token.pk)] = raw
 
     def response_add(
         self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None
     ) -> HttpResponse:
-        """Show the raw token on this response only: it is stored as a hash and never again."""
+        # Post/redirect/get: reloading the page that shows the token must not post the form
+        # again, which would issue a second token.
+        return HttpResponseRedirect(reverse("admin:loyalty_apitoken_created", args=[obj.pk]))
+
+    def get_urls(self) -> list[URLPattern]:
+        created = path(
+            "<path:object_id>/created/",
+            self.admin_site.admin_view(self.created_view),
+            name="loyalty_apitoken_created",
+        )
+        # Before the defaults, whose "<path:object_id>/" would take this URL.
+        return [created, *super().get_urls()]
+
+    def created_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Show a new token's raw value once: it is stored as a hash and never shown again.
+
+        Only the session that created the token holds the value, until this page pops it.
+        """
+        raw = request.session.pop(_raw_token_key(object_id), None)
+        token = self.get_object(request, object_id)
+        if raw is None or token is None:
+            self.message_user(
+                request,
+                "A token's value is shown only once, when it is created: only its hash is kept.",
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(reverse("admin:loyalty_apitoken_changelist"))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": "API token created",
-            "token": obj,
-            "raw_token": _raw_tokens.pop(request),
+            "token": token,
+            "raw_token": raw,
         }
         return TemplateResponse(request, "admin/loyalty/apitoken/created.html", context)
 

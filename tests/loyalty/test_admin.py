@@ -99,6 +99,7 @@ def test_creating_a_token_shows_its_raw_value_once_and_stores_only_its_hash(
     response = admin_client.post(
         token_add_url(),
         {"club": club.pk, "name": "Integration", "permits": [GROUPS_LIST, MEMBERS_SHOW]},
+        follow=True,
     )
 
     assert response.status_code == 200

@@ -152,6 +152,26 @@ def test_properties_nest_only_as_deep_as_the_api_takes_them(
     assert fits.status_code == 302
 
 
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        ('{"a": "b\\u0000"}', "Null characters are not allowed."),
+        ('{"a\\ud800": 1}', "Lone surrogate characters are not allowed."),
+        ('{"points": NaN}', "Numbers must be finite."),
+        ('{"points": 1e400}', "Numbers must be finite."),
+    ],
+)
+def test_properties_postgresql_cannot_store_are_a_form_error(
+    admin_client: Client, club: Club, properties: str, message: str
+) -> None:
+    response = admin_client.post(
+        add_url(), form_data(club, email="ann@example.com", properties=properties)
+    )
+
+    assert form_errors(response) == {"properties": [message]}
+    assert not Member.objects.exists()
+
+
 def test_properties_must_be_a_json_object_and_store_lists_integers(
     admin_client: Client, club: Club
 ) -> None:
