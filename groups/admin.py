@@ -21,6 +21,7 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseRedirect,
     JsonResponse,
     StreamingHttpResponse,
 )
@@ -49,6 +50,7 @@ from loyalty.admin import (
     refusal_messages,
 )
 from loyalty.errors import DomainError
+from loyalty.fields import UNSTORABLE, unstorable
 from members.models import Member
 from members.normalize import NORMALIZERS, InvalidIdentifier
 
@@ -164,6 +166,11 @@ def _counts(result: services.BulkResult, action: str) -> list[tuple[str, int]]:
     if action == "add":
         return [("Added", result.changed), ("Already members", result.unchanged)]
     return [("Removed", result.changed), ("Not members", result.unchanged)]
+
+
+def _result_key(group: MembersGroup) -> str:
+    """The session key of the report of a bulk change, kept until the page shows it."""
+    return f"groups.bulk_result.{group.pk}"
 
 
 def _cursor_value(value: str | None) -> int | None:
@@ -439,6 +446,8 @@ class MembersGroupAdmin(ClubScopedAdmin):
             conditions = json.loads(request.POST.get("conditions") or "[]")
         except (ValueError, RecursionError):
             return JsonResponse({"error": "The conditions are not valid JSON."}, status=400)
+        if code := unstorable(conditions):
+            return JsonResponse({"error": UNSTORABLE[code]}, status=422)
         try:
             result = preview(
                 club=club,
@@ -470,8 +479,12 @@ class MembersGroupAdmin(ClubScopedAdmin):
         if not self.has_view_permission(request, group):
             raise PermissionDenied
         editable = self.can_change_members(request, group)
-        form = BulkMembersForm() if editable else None
-        result = None
+        # A bulk change redirects here (POST/redirect/GET), so reloading the page shows its
+        # report once instead of sending the change again.
+        result = request.session.pop(_result_key(group), None) if request.method == "GET" else None
+        # The form keeps the choices of the change just made.
+        initial = {key: result[key] for key in ("action", "identifier_type")} if result else None
+        form = BulkMembersForm(initial=initial) if editable else None
         if request.method == "POST":
             if not editable:
                 raise PermissionDenied
@@ -482,7 +495,7 @@ class MembersGroupAdmin(ClubScopedAdmin):
                     services.add_members if data["action"] == "add" else services.remove_members
                 )
                 try:
-                    result = change(
+                    done = change(
                         group=group,
                         identifier_type=data["identifier_type"],
                         identifiers=data["identifier_list"],
@@ -492,13 +505,17 @@ class MembersGroupAdmin(ClubScopedAdmin):
                 except DomainError as refusal:
                     add_refusal(form, refusal)
                 else:
-                    group = result.group
-                    form = BulkMembersForm(
-                        initial={
-                            "action": data["action"],
-                            "identifier_type": data["identifier_type"],
-                        }
-                    )
+                    request.session[_result_key(group)] = {
+                        "action": data["action"],
+                        "identifier_type": data["identifier_type"],
+                        "counts": _counts(done, data["action"]),
+                        "not_found": done.not_found,
+                        "invalid": done.invalid,
+                        "members_count": done.group.members_count,
+                    }
+                    # The same query string: a change made from a find-member result
+                    # shows that result again, updated.
+                    return HttpResponseRedirect(request.get_full_path())
         after = _cursor(request, "after") or 0
         members, next_after = member_page(group, after)
         events, next_before = history_page(group, _cursor(request, "before"))
@@ -512,7 +529,6 @@ class MembersGroupAdmin(ClubScopedAdmin):
             "editable": editable,
             "form": form,
             "result": result,
-            "counts": _counts(result, request.POST.get("action", "")) if result else None,
             "term": term,
             "found": find_members(group, term) if term else None,
             "members": members,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import chain
 from typing import Any
 
@@ -13,7 +13,27 @@ from django.core.files.uploadedfile import UploadedFile
 
 from groups.models import MembersGroup
 from loyalty.admin import PrettyJSONField, ServiceModelForm
-from members.normalize import NORMALIZERS, InvalidIdentifier
+
+# The first value of a header row, compared case-insensitively. Only these mark a header,
+# so a header-less file's first line is read as an identifier (and reported if invalid).
+HEADER_NAMES = frozenset(
+    {
+        "id",
+        "member id",
+        "member_id",
+        "email",
+        "e-mail",
+        "email address",
+        "msisdn",
+        "phone",
+        "phone number",
+        "mobile",
+        "identifier",
+    }
+)
+# The delimiter is guessed from this much of the first line: csv.Sniffer's quote search
+# takes time quadratic in its input, and a header tells its delimiter early.
+SNIFF_CHARS = 2048
 
 
 def rule_is_editable(group: MembersGroup | None) -> bool:
@@ -64,42 +84,43 @@ def _lines(upload: UploadedFile[bytes]) -> Iterator[str]:
         yield text.removeprefix("\ufeff") if number == 0 else text
 
 
-def _is_identifier(value: str, normalize: Callable[[Any], Any]) -> bool:
-    try:
-        normalize(value)
-    except InvalidIdentifier:
-        return False
-    return True
-
-
-def first_column(
-    upload: UploadedFile[bytes], normalize: Callable[[Any], Any], limit: int
-) -> list[str]:
+def first_column(upload: UploadedFile[bytes], limit: int) -> list[str]:
     """Read the first column of a CSV upload, at most ``limit + 1`` values.
 
-    The delimiter (comma, semicolon or tab) is guessed from the first line, as spreadsheet
-    exports differ by locale. A first row whose value is not a valid identifier is a header.
-    Raise ``UnicodeDecodeError`` for a file that is not UTF-8.
+    The delimiter (comma, semicolon or tab) is guessed from the start of the first line, as
+    spreadsheet exports differ by locale. The first row is a header, and skipped, when its
+    value is one of ``HEADER_NAMES``. Raise ``UnicodeDecodeError`` for a file that is not
+    UTF-8, and ``ValidationError`` for a record the CSV reader refuses (a field over
+    ``csv.field_size_limit()``).
     """
     lines = _lines(upload)
     first = next(lines, "")
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(first, delimiters=",;\t")
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
+            first[:SNIFF_CHARS], delimiters=",;\t"
+        )
     except csv.Error:
         dialect = csv.excel
     values: list[str] = []
     seen_first = False
-    for row in csv.reader(chain([first], lines), dialect):
+    reader = csv.reader(chain([first], lines), dialect)
+    while len(values) <= limit:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise forms.ValidationError(
+                f"Line {reader.line_num} is not valid CSV ({exc}); nothing was changed."
+            ) from None
         value = row[0].strip() if row else ""
         if not value:
             continue
         if not seen_first:
             seen_first = True
-            if not _is_identifier(value, normalize):
+            if value.casefold() in HEADER_NAMES:
                 continue
         values.append(value)
-        if len(values) > limit:
-            break
     return values
 
 
@@ -126,16 +147,18 @@ class BulkMembersForm(forms.Form):
         label="or upload a CSV file",
         required=False,
         help_text=(
-            "UTF-8; the first column is read. A first row that is not an identifier "
-            "(a header such as “email”) is skipped."
+            "UTF-8; the first column is read. A first row naming the column (email, "
+            "e-mail, email address, msisdn, phone, phone number, mobile, id, member id, "
+            "member_id or identifier, in any case) is a header and skipped; every other "
+            "row is an identifier."
         ),
     )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         assert cleaned is not None  # a Form's clean() returns its cleaned_data
-        identifier_type = cleaned.get("identifier_type")
-        if identifier_type is None:
+        if cleaned.get("identifier_type") is None:
+            # Nothing is changed without the type: its error is shown, the upload left unread.
             return cleaned
         limit: int = settings.BULK_IDENTIFIERS_MAX
         identifiers = [line.strip() for line in cleaned.get("identifiers", "").splitlines()]
@@ -143,9 +166,12 @@ class BulkMembersForm(forms.Form):
         upload = cleaned.get("csv_file")
         if upload is not None:
             try:
-                identifiers += first_column(upload, NORMALIZERS[identifier_type], limit)
+                identifiers += first_column(upload, limit)
             except UnicodeDecodeError:
                 self.add_error("csv_file", "The file is not UTF-8 text; save it as “CSV UTF-8”.")
+                return cleaned
+            except forms.ValidationError as error:
+                self.add_error("csv_file", error)
                 return cleaned
         if not identifiers:
             raise forms.ValidationError("Paste identifiers or upload a CSV file of them.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -10,8 +11,9 @@ from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import models, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -25,11 +27,13 @@ from loyalty.admin import (
     ServiceModelForm,
     actor,
     add_refusal,
+    admin_id,
     adopt,
     managed_clubs,
 )
 from loyalty.db import InArray
 from loyalty.errors import InvalidParameters
+from loyalty.pagination import MAX_ID
 from members import services
 from members.models import Member, MemberImport
 from members.normalize import NORMALIZERS, InvalidIdentifier, stored_consents
@@ -58,12 +62,16 @@ EDITABLE_FIELDS = [
 
 
 def _integer_list(value: Any) -> list[int]:
+    """A list of ids, as the API takes them: each from 1 to the largest bigint."""
     if value is None:
         return []
     if not isinstance(value, list) or not all(
-        isinstance(item, int) and not isinstance(item, bool) for item in value
+        isinstance(item, int) and not isinstance(item, bool) and 0 < item <= MAX_ID
+        for item in value
     ):
-        raise forms.ValidationError("Enter a JSON array of integers, like [1, 2].")
+        raise forms.ValidationError(
+            f"Enter a JSON array of whole numbers from 1 to {MAX_ID}, like [1, 2]."
+        )
     return value
 
 
@@ -88,7 +96,8 @@ def _group_url(group_id: int) -> str:
 # Beyond this many rows a filtered members list is not counted exactly.
 COUNT_CAP = 10_000
 # The list's own parameters; any other narrows it past what the stored counts know.
-LIST_PARAMETERS = {"p", "o"}
+# "_facets" is ignored, as the list never shows facet counts.
+LIST_PARAMETERS = {"p", "o", "_facets"}
 
 
 def in_clubs(club_ids: list[int]) -> InArray:
@@ -107,7 +116,8 @@ class MemberClubFilter(ClubFilter):
         value = self.value()
         if value is None:
             return queryset
-        return queryset.filter(in_clubs([int(value)])) if value.isdigit() else queryset.none()
+        club_id = admin_id(value)
+        return queryset.none() if club_id is None else queryset.filter(in_clubs([club_id]))
 
 
 class MemberPaginator(MemberPaginatorBase):
@@ -147,9 +157,9 @@ class GroupFilter(admin.SimpleListFilter):
         groups = _groups_model("MembersGroup")._default_manager.filter(
             club__in=managed_clubs(request)
         )
-        club = request.GET.get(ClubFilter.parameter_name, "")
-        if club.isdigit():
-            groups = groups.filter(club_id=club)
+        club_id = admin_id(request.GET.get(ClubFilter.parameter_name))
+        if club_id is not None:
+            groups = groups.filter(club_id=club_id)
         rows = groups.order_by("club__name", "name", "pk").values_list("pk", "name", "club__name")
         clubs = {club_name for _pk, _name, club_name in rows}
         if len(clubs) > 1:
@@ -162,11 +172,12 @@ class GroupFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        if not value.isdigit():
+        group_id = admin_id(value)
+        if group_id is None:
             return queryset.none()
         club_id = (
             _groups_model("MembersGroup")
-            ._default_manager.filter(pk=int(value), club__in=managed_clubs(request))
+            ._default_manager.filter(pk=group_id, club__in=managed_clubs(request))
             .values_list("club_id", flat=True)
             .first()
         )
@@ -176,7 +187,7 @@ class GroupFilter(admin.SimpleListFilter):
         # club as a constant, not the member's: the planner then seeks the group's rows
         # instead of walking every club's memberships.
         memberships = _groups_model("Membership")._default_manager.filter(
-            club_id=club_id, group_id=int(value), member_id=OuterRef("pk")
+            club_id=club_id, group_id=group_id, member_id=OuterRef("pk")
         )
         return queryset.filter(Exists(memberships))
 
@@ -247,7 +258,28 @@ class MemberForm(ServiceModelForm):
             add_refusal(self, refusal)
         else:
             cleaned["email"], cleaned["msisdn"] = probe.email, probe.msisdn
+            self._refuse_taken(cleaned)
         return cleaned
+
+    def _refuse_taken(self, cleaned: dict[str, Any]) -> None:
+        """Refuse an email or MSISDN another member of the club has, as the service does.
+
+        On the add form the club is a field, so the model's own check of its unique
+        constraints would otherwise run and show the bare "Constraint … is violated."; a
+        field with an error is left out of that check.
+        """
+        club = cleaned.get("club")
+        club_id = club.pk if club is not None else self.instance.club_id
+        if club_id is None:
+            return
+        others = Member.objects.filter(club_id=club_id).exclude(pk=self.instance.pk)
+        details = {
+            field: [{"error": "taken"}]
+            for field in ("email", "msisdn")
+            if cleaned[field] is not None and others.filter(**{field: cleaned[field]}).exists()
+        }
+        if details:
+            add_refusal(self, InvalidParameters(details=details))
 
 
 @admin.register(Member)
@@ -272,6 +304,8 @@ class MemberAdmin(ClubScopedAdmin):
     list_select_related = ["club"]
     # The unfiltered total would count every member of every club on each page view.
     show_full_result_count = False
+    # "Show counts" would count the club's members once per club, group and status choice.
+    show_facets = admin.ShowFacets.NEVER
     # The order of the index (club, id); sorting a club by another column sorts every row.
     ordering = ["club_id", "id"]
     sortable_by = []
@@ -316,11 +350,11 @@ class MemberAdmin(ClubScopedAdmin):
             (MemberClubFilter.parameter_name, "club_id"),
             (GroupFilter.parameter_name, "pk"),
         ]:
-            value = request.GET.get(name)
-            if value is not None:
-                if not value.isdigit():
+            if name in request.GET:
+                value = admin_id(request.GET[name])
+                if value is None:
                     return 0
-                groups = groups.filter(**{lookup: int(value)})
+                groups = groups.filter(**{lookup: value})
         if GroupFilter.parameter_name not in narrowing:
             groups = groups.filter(system_key=ALL_MEMBERS_KEY)
         total: int = sum(groups.values_list("members_count", flat=True))
@@ -399,6 +433,43 @@ class MemberAdmin(ClubScopedAdmin):
             **self._fields(form),
         )
         adopt(obj, member)
+
+    def get_deleted_objects(
+        self, objs: Sequence[Member] | QuerySet[Member], request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        """List the members with how many groups each leaves, counted in one query.
+
+        Django's default would load and list every membership row of every member. No
+        permission beyond the one the views check first is needed: the service removes the
+        memberships.
+        """
+        members = list(objs)
+        groups = dict(
+            _groups_model("Membership")
+            ._default_manager.filter(
+                club_id__in={member.club_id for member in members},
+                member_id__in=[member.pk for member in members],
+            )
+            .values("member_id")
+            .annotate(groups=Count("*"))
+            .values_list("member_id", "groups")
+        )
+        deleted = [
+            format_html(
+                '{}: <a href="{}">{}</a>, who leaves {} group{}',
+                str(self.opts.verbose_name).capitalize(),
+                reverse("admin:members_member_change", args=[member.pk]),
+                member,
+                groups.get(member.pk, 0),
+                pluralize(groups.get(member.pk, 0)),
+            )
+            for member in members
+        ]
+        counts = {
+            str(self.opts.verbose_name_plural): len(members),
+            "memberships": sum(groups.values()),
+        }
+        return deleted, counts, set(), []
 
     def delete_model(self, request: HttpRequest, obj: Member) -> None:
         services.delete_member(member=obj, source=ADMIN_SOURCE, actor=actor(request))

@@ -292,13 +292,14 @@ def test_pasting_emails_adds_members_and_reports_those_not_found_or_invalid(
             "identifier_type": "email",
             "identifiers": "ANN@example.com\nbob@example.com\n\nnobody@example.com\nnot-an-email",
         },
+        follow=True,
     )
 
-    assert response.status_code == 200
-    counts = dict(response.context["counts"])
+    assert response.redirect_chain == [(members_url(group), 302)]
+    counts = dict(response.context["result"]["counts"])
     assert (counts["Added"], counts["Already members"]) == (1, 1)
-    assert response.context["result"].not_found == ["nobody@example.com"]
-    assert response.context["result"].invalid == ["not-an-email"]
+    assert response.context["result"]["not_found"] == ["nobody@example.com"]
+    assert response.context["result"]["invalid"] == ["not-an-email"]
     assert b"nobody@example.com" in response.content
     assert b"not-an-email" in response.content
     group.refresh_from_db()
@@ -320,11 +321,12 @@ def test_pasting_ids_removes_members_and_reports_those_not_in_the_group(
             "identifier_type": "id",
             "identifiers": f"{inside.pk}\n{outside.pk}\n999999999\nabc",
         },
+        follow=True,
     )
 
-    assert dict(response.context["counts"]) == {"Removed": 1, "Not members": 1}
-    assert response.context["result"].not_found == ["999999999"]
-    assert response.context["result"].invalid == ["abc"]
+    assert dict(response.context["result"]["counts"]) == {"Removed": 1, "Not members": 1}
+    assert response.context["result"]["not_found"] == ["999999999"]
+    assert response.context["result"]["invalid"] == ["abc"]
     group.refresh_from_db()
     assert group.members_count == 0
     assert member_ids(group) == set()
@@ -342,12 +344,14 @@ def test_a_csv_upload_adds_the_members_of_its_first_column_after_the_header(
     )
 
     response = admin_client.post(
-        members_url(group), {"action": "add", "identifier_type": "msisdn", "csv_file": upload}
+        members_url(group),
+        {"action": "add", "identifier_type": "msisdn", "csv_file": upload},
+        follow=True,
     )
 
-    assert dict(response.context["counts"])["Added"] == 1
-    assert response.context["result"].not_found == ["+47 999 99 999"]
-    assert response.context["result"].invalid == []
+    assert dict(response.context["result"]["counts"])["Added"] == 1
+    assert response.context["result"]["not_found"] == ["+47 999 99 999"]
+    assert response.context["result"]["invalid"] == []
     assert member_ids(group) == {ann.pk}
 
 
@@ -559,6 +563,28 @@ def test_a_bad_condition_in_the_preview_is_a_readable_error(
     )
     assert response.status_code == 422
     assert response.json() == {"error": "item 0 > value: Not a number."}
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ('"a\\u0000b"', "Null characters are not allowed."),
+        ('"\\ud800"', "Lone surrogate characters are not allowed."),
+        ("NaN", "Numbers must be finite."),
+    ],
+)
+def test_a_value_postgresql_cannot_store_in_the_preview_is_a_readable_error(
+    admin_client: Client, club: Club, value: str, error: str
+) -> None:
+    condition = (
+        '[{"condition_group": "member_properties", "type": "string", "field": "city", '
+        f'"operator": "eq", "value": {value}}}]'
+    )
+
+    response = admin_client.post(preview_url(), {"club": club.pk, "conditions": condition})
+
+    assert response.status_code == 422
+    assert response.json() == {"error": error}
 
 
 def test_conditions_too_deep_for_the_decoder_are_a_readable_error(
