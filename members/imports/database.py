@@ -248,6 +248,17 @@ FINGERPRINT_LENGTH = 32
 Keyed = tuple[str, str, str]  # a row's fingerprint, the identifier to look it up by, its value
 
 
+def _holds(column: str, fingerprint: str) -> str:
+    """SQL: the member's fingerprint ``column`` is ``fingerprint`` (never "").
+
+    Through COALESCE: a plain "=" lets the planner pick the partial index of the club's
+    imported members (``club_has_fingerprints``) for a lookup by email. Right after a first
+    import, the statistics still say no member holds a fingerprint, that index looks empty,
+    and every lookup read the whole club: a re-import of 1,000,000 rows ran for hours.
+    """
+    return f"coalesce({column}, '') = {fingerprint}"
+
+
 def known(club: Club, keyed: list[Keyed]) -> dict[str, tuple[int, int | None]]:
     """The club's members holding these rows' fingerprints, each found by the row's email,
     msisdn or id: fingerprint -> (id, line that took it).
@@ -277,7 +288,8 @@ def known(club: Club, keyed: list[Keyed]) -> dict[str, tuple[int, int | None]]:
                     f"substr(p, {start}) AS value "
                     "FROM unnest(string_to_array(%s, E'\\n')) AS p) AS k "
                     f"CROSS JOIN LATERAL (SELECT id FROM {MEMBER_TABLE} WHERE club_id = {CLUB} "
-                    f"AND {name} = {value} AND import_fingerprint = k.fp LIMIT 1) AS m "
+                    f"AND {name} = {value} AND {_holds('import_fingerprint', 'k.fp')} LIMIT 1) "
+                    "AS m "
                     f"LEFT JOIN LATERAL (SELECT line FROM {seen} WHERE member_id = m.id LIMIT 1) "
                     "AS s ON true"
                 )
@@ -292,7 +304,7 @@ def known(club: Club, keyed: list[Keyed]) -> dict[str, tuple[int, int | None]]:
                     f"SELECT substr(j.value, 1, {width}), m.id, s.line FROM json_each(%s) AS j "
                     f"CROSS JOIN {MEMBER_TABLE} AS m LEFT JOIN {seen} AS s ON s.member_id = m.id "
                     f"WHERE m.club_id = %s AND m.{name} = {value} "
-                    f"AND m.import_fingerprint = substr(j.value, 1, {width})"
+                    f"AND {_holds('m.import_fingerprint', f'substr(j.value, 1, {width})')}"
                 )
                 params += [json.dumps(pairs), club.pk]
         if not queries:

@@ -1,0 +1,62 @@
+"""The re-import's lookup of known rows keeps to the identifier indexes whatever the planner's
+statistics say: right after a first import they still say no member holds a fingerprint,
+and a plan through the partial index of imported members read the whole club per row."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from loyalty.models import Club
+from members.imports import database
+from members.models import Member
+
+pytestmark = pytest.mark.django_db
+
+MEMBERS = 2000
+
+
+def test_known_rows_are_looked_up_through_the_identifier_indexes_on_stale_statistics(
+    club: Club, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "members.csv"
+    path.write_text(
+        "email,msisdn\n" + "".join(f"p{n}@example.com,{4740000000 + n}\n" for n in range(MEMBERS))
+    )
+    call_command("import_members", club.slug, str(path), stdout=StringIO())
+    # Statistics taken while no member held a fingerprint, as after a first import.
+    Member.objects.filter(club=club).update(import_fingerprint=None)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Member._meta.db_table}")
+    call_command("import_members", club.slug, str(path), stdout=StringIO())
+    assert Member.objects.filter(club=club, import_fingerprint__isnull=False).count() == MEMBERS
+
+    plans: list[str] = []
+    real_known = database.known
+
+    def explained(club: Club, keyed: list[Any]) -> Any:
+        def explain(execute: Callable[..., Any], sql: str, params: Any, *args: Any) -> Any:
+            if sql.lstrip().startswith("SELECT k.fp"):
+                with connection.cursor() as cursor:
+                    cursor.execute(f"EXPLAIN {sql}", params)
+                    plans.append("\n".join(row[0] for row in cursor.fetchall()))
+            return execute(sql, params, *args)
+
+        with connection.execute_wrapper(explain):
+            return real_known(club, keyed)
+
+    monkeypatch.setattr(database, "known", explained)
+    out = StringIO()
+    call_command("import_members", club.slug, str(path), stdout=out)
+
+    assert f"unchanged {MEMBERS}" in out.getvalue().replace(",", "")
+    assert plans
+    for plan in plans:
+        assert "member_club_email_uniq" in plan
+        assert "member_club_imported_idx" not in plan
