@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from rest_framework import serializers
@@ -41,25 +42,33 @@ UNSTORABLE = {
 _UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 
 
-def unstorable(value: Any) -> str | None:
-    """The code in ``UNSTORABLE`` of something in a JSON value PostgreSQL cannot store."""
-    # A walk with a stack, not recursion: no depth of nesting can exhaust it (the import
-    # command's rows are not held to the API's depth limit).
+def scalars(value: Any) -> Iterator[Any]:
+    """Every key and scalar of a JSON value.
+
+    A walk with a stack, not recursion: no depth of nesting can exhaust it (the import
+    command's rows are not held to the API's depth limit).
+    """
     pending = [value]
     while pending:
         item = pending.pop()
-        if isinstance(item, str):
-            if found := _UNSTORABLE_CHARACTER.search(item):
-                nul = found[0] == "\x00"
-                return "null_characters_not_allowed" if nul else "surrogate_characters_not_allowed"
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                return "invalid"
-        elif isinstance(item, dict):
+        if isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
+        else:
+            yield item
+
+
+def unstorable(value: Any) -> str | None:
+    """The code in ``UNSTORABLE`` of something in a JSON value PostgreSQL cannot store."""
+    for item in scalars(value):
+        if isinstance(item, str):
+            if found := _UNSTORABLE_CHARACTER.search(item):
+                nul = found[0] == "\x00"
+                return "null_characters_not_allowed" if nul else "surrogate_characters_not_allowed"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "invalid"
     return None
 
 

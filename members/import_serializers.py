@@ -10,7 +10,13 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from loyalty.fields import UNSTORABLE, StrictCharField, StrictIntegerField, unstorable
+from loyalty.fields import (
+    UNSTORABLE,
+    StrictCharField,
+    StrictIntegerField,
+    scalars,
+    unstorable,
+)
 from loyalty.pagination import MAX_ID
 from members.models import (
     ImportOperation,
@@ -32,22 +38,6 @@ def _reject_dot_segments(value: str) -> None:
         raise serializers.ValidationError(
             'An import id cannot be "." or "..", which are not kept in a path.', code="invalid"
         )
-
-
-def _holds_nul(value: Any) -> bool:
-    """Whether a string or key anywhere in a JSON value holds a NUL character."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
 
 
 class ImportedMemberSerializer(MemberPayloadSerializer):
@@ -107,7 +97,7 @@ class MemberRowsField(serializers.Field[list[Any], list[Any], list[Any], Any]):
     def _row_errors(self, row: dict[str, Any]) -> Any:
         # The row is kept as sent until it has run, unknown keys too: as JSON text when jsonb
         # cannot hold it (see import_services), but no text in PostgreSQL holds a NUL.
-        if _holds_nul(row):
+        if any(isinstance(item, str) and "\x00" in item for item in scalars(row)):
             return [serializers.ErrorDetail(UNSTORABLE[_NUL], code=_NUL)]
         errors = {}
         for key, value in row.items():
