@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from groups.models import EventKind, MembersGroup, Membership, MembershipEvent
+from loyalty.models import Club
 
 
 def assert_consistent(group: MembersGroup) -> None:
@@ -38,3 +39,20 @@ def cond(type_: str, field: str, operator: str, value: Any = None) -> dict[str, 
 
 def in_groups(*ids: int) -> dict[str, Any]:
     return cond("array", "members_group_ids", "any", list(ids))
+
+
+def member_form(club: Club, **fields: Any) -> dict[str, Any]:
+    """A complete member form, as the admin's add and change pages post it."""
+    return {
+        "club": club.pk,
+        "email": "",
+        "msisdn": "",
+        "sms_status": "disabled",
+        "email_status": "enabled",
+        "push_status": "disabled",
+        "properties": '{"first_name": "Ann"}',
+        "consents": "{}",
+        "subunit_ids": "[]",
+        "favorite_stores": "[3, 5]",
+        **fields,
+    }

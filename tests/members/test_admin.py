@@ -14,36 +14,9 @@ from groups.models import EventKind, MembersGroup, MembershipEvent
 from loyalty.models import Club
 from members.models import Member, MemberImport
 from tests.factories import MemberFactory
+from tests.helpers import member_form
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_client(staff_client_with: Callable[..., Client]) -> Client:
-    """A staff member who manages ``club`` only, with the member permissions."""
-    return staff_client_with(
-        "members.view_member",
-        "members.add_member",
-        "members.change_member",
-        "members.delete_member",
-    )
-
-
-def form_data(club: Club, **fields: Any) -> dict[str, Any]:
-    """A complete member form, as the admin's add and change pages post it."""
-    return {
-        "club": club.pk,
-        "email": "",
-        "msisdn": "",
-        "sms_status": "disabled",
-        "email_status": "enabled",
-        "push_status": "disabled",
-        "properties": '{"first_name": "Ann"}',
-        "consents": "{}",
-        "subunit_ids": "[]",
-        "favorite_stores": "[3, 5]",
-        **fields,
-    }
 
 
 def add_url() -> str:
@@ -66,7 +39,7 @@ def form_errors(response: Any) -> dict[str, list[str]]:
 def test_creating_a_member_in_the_admin_joins_all_members_on_the_admins_behalf(
     admin_client: Client, club: Club, all_members: MembersGroup
 ) -> None:
-    response = admin_client.post(add_url(), form_data(club, email=" Ann@Example.COM "))
+    response = admin_client.post(add_url(), member_form(club, email=" Ann@Example.COM "))
 
     assert response.status_code == 302
     member = Member.objects.get(club=club)
@@ -82,7 +55,7 @@ def test_creating_a_member_in_the_admin_joins_all_members_on_the_admins_behalf(
 def test_an_invalid_email_is_a_form_error_not_a_server_error(
     admin_client: Client, club: Club, all_members: MembersGroup
 ) -> None:
-    response = admin_client.post(add_url(), form_data(club, email="not-an-email"))
+    response = admin_client.post(add_url(), member_form(club, email="not-an-email"))
 
     assert form_errors(response) == {"email": ["Enter a valid email address."]}
     assert not Member.objects.exists()
@@ -91,7 +64,7 @@ def test_an_invalid_email_is_a_form_error_not_a_server_error(
 
 
 def test_a_member_needs_an_email_or_an_msisdn(admin_client: Client, club: Club) -> None:
-    response = admin_client.post(add_url(), form_data(club))
+    response = admin_client.post(add_url(), member_form(club))
 
     assert form_errors(response) == {"email": ["Enter an email or an MSISDN."]}
     assert not Member.objects.exists()
@@ -100,7 +73,7 @@ def test_a_member_needs_an_email_or_an_msisdn(admin_client: Client, club: Club) 
 def test_consents_in_the_admin_follow_the_apis_rule(admin_client: Client, club: Club) -> None:
     refused = admin_client.post(
         add_url(),
-        form_data(
+        member_form(
             club,
             email="ann@example.com",
             consents='{"news": "yes", "sms": {"status": true, "updated_at": "soon"}}',
@@ -117,7 +90,7 @@ def test_consents_in_the_admin_follow_the_apis_rule(admin_client: Client, club: 
 
     response = admin_client.post(
         add_url(),
-        form_data(
+        member_form(
             club,
             email="ann@example.com",
             consents='{"news": true, "sms": {"status": false, "updated_at": '
@@ -139,7 +112,7 @@ def test_properties_nest_only_as_deep_as_the_api_takes_them(
     too_deep = '{"a": ' * 64 + "1" + "}" * 64
     response = admin_client.post(
         add_url(),
-        form_data(club, email="ann@example.com", properties=too_deep, consents="[" * 100_000),
+        member_form(club, email="ann@example.com", properties=too_deep, consents="[" * 100_000),
     )
 
     message = ["Nested too deeply: at most 63 levels of objects and arrays."]
@@ -147,7 +120,7 @@ def test_properties_nest_only_as_deep_as_the_api_takes_them(
     assert not Member.objects.exists()
     fits = admin_client.post(
         add_url(),
-        form_data(club, email="ann@example.com", properties='{"a": ' * 63 + "1" + "}" * 63),
+        member_form(club, email="ann@example.com", properties='{"a": ' * 63 + "1" + "}" * 63),
     )
     assert fits.status_code == 302
 
@@ -165,7 +138,7 @@ def test_properties_postgresql_cannot_store_are_a_form_error(
     admin_client: Client, club: Club, properties: str, message: str
 ) -> None:
     response = admin_client.post(
-        add_url(), form_data(club, email="ann@example.com", properties=properties)
+        add_url(), member_form(club, email="ann@example.com", properties=properties)
     )
 
     assert form_errors(response) == {"properties": [message]}
@@ -177,7 +150,7 @@ def test_properties_must_be_a_json_object_and_store_lists_integers(
 ) -> None:
     response = admin_client.post(
         add_url(),
-        form_data(club, email="ann@example.com", properties="[1]", favorite_stores='["a"]'),
+        member_form(club, email="ann@example.com", properties="[1]", favorite_stores='["a"]'),
     )
 
     assert set(form_errors(response)) == {"properties", "favorite_stores"}
@@ -190,7 +163,7 @@ def test_an_email_taken_in_the_club_is_a_form_error_when_editing(
     MemberFactory(club=club, email="ann@example.com")
     bob = MemberFactory(club=club, email="bob@example.com")
 
-    response = admin_client.post(change_url(bob), form_data(club, email="ANN@example.com"))
+    response = admin_client.post(change_url(bob), member_form(club, email="ANN@example.com"))
 
     assert form_errors(response) == {"email": ["Another member of this club has this email."]}
     bob.refresh_from_db()
@@ -204,7 +177,7 @@ def test_editing_a_member_normalises_its_msisdn_and_keeps_its_club(
 
     response = admin_client.post(
         change_url(member),
-        form_data(other_club, email="ann@example.com", msisdn="+47 407 69 126"),
+        member_form(other_club, email="ann@example.com", msisdn="+47 407 69 126"),
     )
 
     assert response.status_code == 302
@@ -264,7 +237,7 @@ def test_staff_see_and_reach_only_the_members_of_their_clubs(
 def test_staff_cannot_create_a_member_in_another_club(
     staff_client: Client, other_club: Club
 ) -> None:
-    response = staff_client.post(add_url(), form_data(other_club, email="ann@example.com"))
+    response = staff_client.post(add_url(), member_form(other_club, email="ann@example.com"))
 
     assert set(form_errors(response)) == {"club"}
     assert not Member.objects.exists()

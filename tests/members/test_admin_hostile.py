@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,38 +13,11 @@ from groups.models import EventKind, MembersGroup, MembershipEvent, Source
 from loyalty.models import Club
 from members.models import Member
 from tests.factories import GroupFactory, MemberFactory
+from tests.helpers import member_form
 
 pytestmark = pytest.mark.django_db
 
 TOO_BIG = "99999999999999999999999"
-
-
-@pytest.fixture
-def staff_client(staff_client_with: Callable[..., Client]) -> Client:
-    """A staff member who manages ``club`` only, with the member permissions."""
-    return staff_client_with(
-        "members.view_member",
-        "members.add_member",
-        "members.change_member",
-        "members.delete_member",
-    )
-
-
-def form_data(club: Club, **fields: Any) -> dict[str, Any]:
-    """A complete member form, as the admin's add page posts it."""
-    return {
-        "club": club.pk,
-        "email": "",
-        "msisdn": "",
-        "sms_status": "disabled",
-        "email_status": "enabled",
-        "push_status": "disabled",
-        "properties": "{}",
-        "consents": "{}",
-        "subunit_ids": "[]",
-        "favorite_stores": "[]",
-        **fields,
-    }
 
 
 def form_errors(response: Any) -> dict[str, list[str]]:
@@ -180,7 +152,7 @@ def test_adding_a_member_with_a_taken_email_or_msisdn_says_so_readably(
 ) -> None:
     MemberFactory(club=club, **{field: taken})
 
-    response = admin_client.post(add_url(), form_data(club, **{field: typed}))
+    response = admin_client.post(add_url(), member_form(club, **{field: typed}))
 
     assert form_errors(response) == {field: [message]}
     assert Member.objects.count() == 1
@@ -191,7 +163,7 @@ def test_the_same_email_in_another_club_is_not_taken(
 ) -> None:
     MemberFactory(club=other_club, email="ann@example.com")
 
-    response = admin_client.post(add_url(), form_data(club, email="ann@example.com"))
+    response = admin_client.post(add_url(), member_form(club, email="ann@example.com"))
 
     assert response.status_code == 302
     assert Member.objects.get(club=club).email == "ann@example.com"
@@ -203,7 +175,7 @@ def test_id_lists_take_only_positive_ids_within_a_bigint_as_the_api_does(
     field: str, value: str, admin_client: Client, club: Club
 ) -> None:
     response = admin_client.post(
-        add_url(), form_data(club, email="ann@example.com", **{field: value})
+        add_url(), member_form(club, email="ann@example.com", **{field: value})
     )
 
     assert set(form_errors(response)) == {field}
@@ -213,7 +185,7 @@ def test_id_lists_take_only_positive_ids_within_a_bigint_as_the_api_does(
 def test_id_lists_take_the_largest_bigint(admin_client: Client, club: Club) -> None:
     fields: dict[str, Any] = {"subunit_ids": f"[1, {2**63 - 1}]"}
 
-    response = admin_client.post(add_url(), form_data(club, email="ann@example.com", **fields))
+    response = admin_client.post(add_url(), member_form(club, email="ann@example.com", **fields))
 
     assert response.status_code == 302
     assert Member.objects.get().subunit_ids == [1, 2**63 - 1]
