@@ -82,6 +82,25 @@ CSV_EXAMPLE = (
     "18,,4790000000,2025-03-02T10:00:00Z,{}\n"
 )
 
+
+def single_sort_parameters(field: str, description: str) -> list[OpenApiParameter]:
+    """The schema of ``sort_by[]``/``sort_directions[]`` for a list sorted by one field."""
+    return [
+        OpenApiParameter(
+            "sort_by[]",
+            {"type": "array", "items": {"type": "string", "enum": [field]}},
+            explode=True,
+            description=description,
+        ),
+        OpenApiParameter(
+            "sort_directions[]",
+            {"type": "array", "items": {"type": "string", "enum": list(DIRECTIONS)}},
+            explode=True,
+            description="asc (default) or desc.",
+        ),
+    ]
+
+
 GROUP_MEMBERS_PARAMETERS = [
     OpenApiParameter(
         "after_id",
@@ -98,18 +117,7 @@ GROUP_MEMBERS_PARAMETERS = [
         "offset), rebuilt from the group's events; total_count is their number then. "
         "Members deleted since are left out of the pages.",
     ),
-    OpenApiParameter(
-        "sort_by[]",
-        {"type": "array", "items": {"type": "string", "enum": ["id"]}},
-        explode=True,
-        description="A group's members sort by id only.",
-    ),
-    OpenApiParameter(
-        "sort_directions[]",
-        {"type": "array", "items": {"type": "string", "enum": list(DIRECTIONS)}},
-        explode=True,
-        description="asc (default) or desc.",
-    ),
+    *single_sort_parameters("id", "A group's members sort by id only."),
 ]
 
 
@@ -353,20 +361,9 @@ class MembersGroupViewSet(ClubScopedViewSet):
         description="Every join and leave of the group, newest first (then by id): the "
         "member, the kind, the source (api, admin, import, rule, system) and the actor. "
         "sort_by[]=created_at (asc by default) gives the oldest first.",
-        parameters=[
-            OpenApiParameter(
-                "sort_by[]",
-                {"type": "array", "items": {"type": "string", "enum": ["created_at"]}},
-                explode=True,
-                description="Events sort by created_at only (then by id).",
-            ),
-            OpenApiParameter(
-                "sort_directions[]",
-                {"type": "array", "items": {"type": "string", "enum": [*DIRECTIONS]}},
-                explode=True,
-                description="asc (default with sort_by) or desc.",
-            ),
-        ],
+        parameters=single_sort_parameters(
+            "created_at", "Events sort by created_at only (then by id)."
+        ),
         responses=MembershipEventSerializer(many=True),
     )
     @action(
