@@ -117,11 +117,36 @@ def create_import(
         and all(getattr(member_import, name) == value for name, value in fields.items())
     ):
         raise _taken(import_id)
+    transaction.on_commit(partial(_enqueue_run, member_import.pk))
+    return member_import
+
+
+def _enqueue_run(import_pk: int) -> None:
     # Imported here: the tasks module imports this one.
     from members.tasks import run_import_task
 
-    transaction.on_commit(partial(run_import_task.enqueue, import_pk=member_import.pk))
-    return member_import
+    run_import_task.enqueue(import_pk=import_pk)
+
+
+def resume_stale_imports() -> list[MemberImport]:
+    """Enqueue a run of every import whose run died (queued or running, not written for
+    MEMBER_IMPORT_STALE_SECONDS), and return them.
+
+    The run claims each one (see ``run_import``), so an import whose late task runs as well,
+    or that two sweeps both found, still runs once.
+    """
+    stale = list(
+        MemberImport.objects.filter(
+            status__in=(ImportStatus.QUEUED, ImportStatus.RUNNING),
+            updated_at__lt=_stale_before(),
+        )
+        .select_related("club")
+        .only("import_id", "club__slug")
+        .order_by("pk")
+    )
+    for member_import in stale:
+        _enqueue_run(member_import.pk)
+    return stale
 
 
 def run_import(*, import_pk: int) -> None:

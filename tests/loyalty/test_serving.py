@@ -331,7 +331,7 @@ def test_gunicorn_reads_port_and_concurrency_from_the_environment(
     assert config["max_requests"] > 0
 
 
-def test_the_procfile_runs_web_worker_clock_and_release() -> None:
+def test_the_procfile_runs_web_worker_clocks_and_release() -> None:
     processes = dict(
         line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line
     )
@@ -339,5 +339,6 @@ def test_the_procfile_runs_web_worker_clock_and_release() -> None:
     assert processes["web"] == "gunicorn loyalty.wsgi"
     assert processes["worker"] == "python manage.py db_worker"
     assert processes["clock"] == "python manage.py send_webhooks --every 60"
+    assert processes["sweeper"] == "python manage.py resume_member_imports --every 60"
     assert "migrate --noinput" in processes["release"]
     assert "check --deploy --fail-level WARNING" in processes["release"]

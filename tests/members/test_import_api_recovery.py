@@ -8,10 +8,12 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from io import StringIO
 from itertools import count
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from groups.models import MembersGroup
@@ -228,6 +230,50 @@ def test_a_queued_import_whose_task_was_lost_runs_when_sent_again_once_stale(
 
     assert (again.status_code, again.json()["status"]) == (202, "queued")
     assert report(api.get("members/imports/crm-1"))["created"] == 1
+
+
+def sweep() -> str:
+    out = StringIO()
+    call_command("resume_member_imports", stdout=out)
+    return out.getvalue()
+
+
+def test_the_sweep_finishes_imports_whose_worker_died_or_whose_task_was_lost_once_stale(
+    api: ClubClient,
+    club: Club,
+    other_club: Club,
+    make_client: Callable[..., ClubClient],
+    send: Callable[..., Any],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with worker_killed_in_batch(3):
+        send(api, body(*ROWS))
+    with django_capture_on_commit_callbacks():
+        api.generic("POST", "members/imports", body(*ROWS, import_id="lost"), content_type=JSON)
+    other_api = make_client(other_club)
+    send(other_api, body(*ROWS))
+    uninterrupted = other_api.get("members/imports/crm-1").json()
+
+    # While their runs may be alive, the sweep leaves them.
+    assert sweep() == "0 import(s) had not moved for 60 s.\n"
+    assert report(api.get("members/imports/crm-1"))["status"] == "running"
+    assert report(api.get("members/imports/lost"))["status"] == "queued"
+
+    age_heartbeat(club)
+
+    assert sweep() == (
+        f"Resumed import 'crm-1' of club {club.slug}.\n"
+        f"Resumed import 'lost' of club {club.slug}.\n"
+        "2 import(s) had not moved for 60 s.\n"
+    )
+    resumed = api.get("members/imports/crm-1").json()
+    for key in ("status", "created", "updated", "unchanged", "rejected", "rejected_rows"):
+        assert resumed[key] == uninterrupted[key], key
+    lost = api.get("members/imports/lost").json()
+    # The same rows again: the members crm-1 created are refused as existing ones.
+    assert (lost["status"], lost["created"], lost["rejected"]) == ("done", 0, 7)
+    assert Member.objects.filter(club=club).count() == 4
+    assert sweep() == "0 import(s) had not moved for 60 s.\n"
 
 
 def test_a_null_import_id_is_made_up_like_an_absent_one(
