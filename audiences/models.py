@@ -10,6 +10,10 @@ from loyalty.models import ClubScopedModel
 class Audience(ClubScopedModel):
     name = models.CharField(max_length=200, blank=True)
     conditions = models.JSONField(default=list, blank=True)
+    # Made by the service for one group (a manual group's own rule, the rule an automatic
+    # group was given as conditions, "All members"): it goes when no group uses it any
+    # more. An audience a client created is never removed by what happens to groups.
+    made_for_group = models.BooleanField(default=False, editable=False)
 
     class Meta:
         ordering = ["id"]

@@ -77,7 +77,8 @@ class MembersGroupPayloadSerializer(serializers.Serializer[Any]):
     audience_conditions = ConditionsField(
         allow_null=True,
         required=False,
-        help_text="Create an automatic group whose members match these conditions.",
+        help_text="Create an automatic group whose members match these conditions. Given "
+        "with audience_id, they must be that audience's conditions (422 otherwise).",
     )
 
     def validate_system(self, value: bool) -> bool:

@@ -434,24 +434,31 @@ def remove_members(
 def _audience_for(
     club: Club, name: str, audience_id: int | None, audience_conditions: Any
 ) -> tuple[Audience, set[int]]:
-    """The audience an automatic group follows, and the groups its rule references."""
-    if audience_id is not None and audience_conditions is not None:
-        raise InvalidParameters(
-            details={
-                "audience_id": [{"error": "exclusive", "options": {"with": "audience_conditions"}}]
-            }
-        )
-    if audience_conditions is not None:
-        node = parse_or_refuse(audience_conditions, "audience_conditions")
-        references = check_group_references(club.pk, node, "audience_conditions")
-        return Audience(club=club, name=name, conditions=audience_conditions), references
-    audience = (
+    """The audience an automatic group follows, and the groups its rule references.
+
+    Given both, the conditions must be that audience's (a group read and sent back whole,
+    or the platform's payload example); the group then follows the audience.
+    """
+    followed = (
         None if audience_id is None else Audience.objects.filter(club=club, pk=audience_id).first()
     )
-    if audience is None:
+    if followed is not None and audience_conditions is not None:
+        if followed.conditions != audience_conditions:
+            raise InvalidParameters.field(
+                "audience_conditions", "not_the_audiences", audience_id=audience_id
+            )
+        audience_conditions = None
+    if audience_conditions is not None and audience_id is None:
+        node = parse_or_refuse(audience_conditions, "audience_conditions")
+        references = check_group_references(club.pk, node, "audience_conditions")
+        audience = Audience(
+            club=club, name=name, conditions=audience_conditions, made_for_group=True
+        )
+        return audience, references
+    if followed is None:
         raise InvalidParameters.field("audience_id", "not_found")
-    node = parse_or_refuse(audience.conditions, "audience_id")
-    return audience, check_group_references(club.pk, node, "audience_id")
+    node = parse_or_refuse(followed.conditions, "audience_id")
+    return followed, check_group_references(club.pk, node, "audience_id")
 
 
 @transaction.atomic
@@ -472,7 +479,7 @@ def create_group(
     """
     fields = {"club": club, "name": name, "type": type, "description": description}
     if audience_id is None and audience_conditions is None:
-        audience = Audience.objects.create(club=club, name=name)
+        audience = Audience.objects.create(club=club, name=name, made_for_group=True)
         group = MembersGroup.objects.create(**fields, audience=audience)
         audience.conditions = membership_rule(group.pk)
         audience.save(update_fields=["conditions", "updated_at"])
@@ -510,11 +517,20 @@ def update_group(*, group: MembersGroup, actor: str = "", **fields: Any) -> Memb
     for field in ("name", "type", "description"):
         if field in fields:
             setattr(group, field, fields[field])
+    followed = group.audience
     new_rule = _set_rule(group, rule_fields) if rule_fields else False
     group.save()
+    if group.audience_id != followed.pk:
+        _drop_if_unused(followed)
     if new_rule:
         recompute_or_schedule(group, actor)
     return group
+
+
+def _drop_if_unused(audience: Audience) -> None:
+    """Delete an audience made for a group once no group uses it; keep a client's."""
+    if audience.made_for_group and not audience.groups.exists():
+        audience.delete()
 
 
 def _set_rule(group: MembersGroup, rule_fields: dict[str, Any]) -> bool:
@@ -531,14 +547,13 @@ def _set_rule(group: MembersGroup, rule_fields: dict[str, Any]) -> bool:
     field = "audience_id" if audience_conditions is None else "audience_conditions"
     _check_graph(group, references, field)
     if audience.pk is None:
-        shared = group.audience.groups.exclude(pk=group.pk).exists()
-        if shared:
-            audience.save()
-        else:
-            # The group's own audience: change it in place.
-            group.audience.conditions = audience.conditions
-            group.audience.save(update_fields=["conditions", "updated_at"])
+        own = group.audience
+        if own.made_for_group and not own.groups.exclude(pk=group.pk).exists():
+            # The audience made for this group alone: change it in place.
+            own.conditions = audience.conditions
+            own.save(update_fields=["conditions", "updated_at"])
             return True
+        audience.save()
     group.audience = audience
     return True
 
@@ -661,7 +676,8 @@ def recompute_audience_followers(*, audience: Audience) -> None:
 
 @transaction.atomic
 def delete_group(*, group: MembersGroup, source: str, actor: str = "") -> None:
-    """Destroy a group, recording a leave for each member; its own audience goes with it."""
+    """Destroy a group, recording a leave for each member; the audience made for it goes
+    with it, an audience a client created stays."""
     group = _lock(group)
     if group.system:
         raise GroupIsSystem()
@@ -691,14 +707,15 @@ def delete_group(*, group: MembersGroup, source: str, actor: str = "") -> None:
         )
     audience = group.audience
     group.delete()
-    if not audience.groups.exists():
-        audience.delete()
+    _drop_if_unused(audience)
 
 
 @transaction.atomic
 def create_system_groups(*, club: Club) -> None:
     """Give a new club its "All members" group: an automatic group whose rule is empty."""
-    audience = Audience.objects.create(club=club, name="All members", conditions=[])
+    audience = Audience.objects.create(
+        club=club, name="All members", conditions=[], made_for_group=True
+    )
     MembersGroup.objects.create(
         club=club,
         name="All members",

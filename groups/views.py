@@ -150,7 +150,12 @@ class FormatInPath(DefaultContentNegotiation):
         description="System groups: 405. audience_id/audience_conditions on a manual group: 422.",
     ),
     partial_update=extend_schema(summary="Update some fields of a members group"),
-    destroy=extend_schema(summary="Destroy a members group", description="System groups: 405."),
+    destroy=extend_schema(
+        summary="Destroy a members group",
+        description="Records a leave for each member. System groups, and groups other "
+        "groups' conditions use: 405. The audience made for the group goes with it; an "
+        "audience a client created stays.",
+    ),
 )
 class MembersGroupViewSet(ClubScopedViewSet):
     queryset = MembersGroup.objects.select_related("audience")

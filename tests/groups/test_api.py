@@ -489,6 +489,85 @@ def test_destroying_a_group_returns_204_and_records_the_leaves(
     assert Member.objects.filter(pk=member.pk).exists()
 
 
+RULE = [cond("number", "id", "gte", 1)]
+
+
+def test_destroying_a_group_keeps_the_audience_a_client_created_and_it_followed(
+    api: APIClient, club: Club
+) -> None:
+    audience_id = api.post("audiences", {"name": "Everyone", "conditions": RULE}).json()["id"]
+    first = api.post("members_groups", {"name": "A", "audience_id": audience_id}).json()["id"]
+    second = api.post("members_groups", {"name": "B", "audience_id": audience_id}).json()["id"]
+
+    assert api.delete(f"members_groups/{first}").status_code == 204
+    assert api.delete(f"members_groups/{second}").status_code == 204
+
+    audience = api.get(f"audiences/{audience_id}")
+    assert audience.status_code == 200
+    assert audience.json()["conditions"] == RULE
+
+
+def test_destroying_a_group_removes_the_audience_made_from_its_conditions(
+    api: APIClient, club: Club
+) -> None:
+    group = api.post("members_groups", {"name": "A", "audience_conditions": RULE}).json()
+
+    assert api.delete(f"members_groups/{group['id']}").status_code == 204
+
+    assert api.get(f"audiences/{group['audience_id']}").status_code == 404
+
+
+def test_new_conditions_for_a_group_following_a_clients_audience_leave_that_audience_alone(
+    api: APIClient, club: Club
+) -> None:
+    audience_id = api.post("audiences", {"name": "Everyone", "conditions": RULE}).json()["id"]
+    group_id = api.post("members_groups", {"name": "A", "audience_id": audience_id}).json()["id"]
+    narrower = [cond("number", "id", "gte", 2)]
+
+    response = api.patch(f"members_groups/{group_id}", {"audience_conditions": narrower})
+
+    assert response.status_code == 200
+    assert response.json()["audience_conditions"] == narrower
+    made = response.json()["audience_id"]
+    assert made != audience_id
+    assert api.get(f"audiences/{audience_id}").json()["conditions"] == RULE
+
+    # The audience made for it is the group's own: changed in place, removed on leaving it.
+    widest = [cond("number", "id", "gte", 0)]
+    again = api.patch(f"members_groups/{group_id}", {"audience_conditions": widest}).json()
+    assert again["audience_id"] == made
+    back = api.patch(f"members_groups/{group_id}", {"audience_id": audience_id})
+    assert back.json()["audience_id"] == audience_id
+    assert api.get(f"audiences/{made}").status_code == 404
+    assert api.get(f"audiences/{audience_id}").json()["conditions"] == RULE
+
+
+def test_an_automatic_group_read_and_sent_back_whole_is_accepted_unchanged(
+    api: APIClient, club: Club
+) -> None:
+    audience_id = api.post("audiences", {"name": "Everyone", "conditions": RULE}).json()["id"]
+    group = api.post(
+        "members_groups",
+        {"name": "A", "audience_id": audience_id, "audience_conditions": RULE},
+    ).json()
+    assert (group["automatic"], group["audience_id"]) == (True, audience_id)
+
+    response = api.put(f"members_groups/{group['id']}", {**group, "name": "B"})
+
+    assert response.status_code == 200
+    assert response.json() == {**group, "name": "B", "updated_at": response.json()["updated_at"]}
+    other = api.put(
+        f"members_groups/{group['id']}",
+        {"audience_id": audience_id, "audience_conditions": [cond("number", "id", "gte", 2)]},
+    )
+    assert other.status_code == 422
+    assert other.json()["details"] == {
+        "audience_conditions": [
+            {"error": "not_the_audiences", "options": {"audience_id": audience_id}}
+        ]
+    }
+
+
 # A group's members --------------------------------------------------------------------------
 
 

@@ -243,12 +243,23 @@ def test_changing_a_followed_audience_recomputes_its_groups(club: Club) -> None:
     assert_consistent(group)
 
 
-def test_an_audience_and_conditions_together_are_refused(club: Club) -> None:
-    audience = audience_services.create_audience(club=club, conditions=[])
+def test_an_audience_with_its_own_conditions_is_followed_and_with_others_refused(
+    club: Club,
+) -> None:
+    rule = [cond("string", "first_name", "eq", "Ola")]
+    audience = audience_services.create_audience(club=club, conditions=rule)
+
+    group = services.create_group(
+        club=club, name="Both", audience_id=audience.pk, audience_conditions=rule
+    )
+
+    assert group.audience_id == audience.pk
     with pytest.raises(InvalidParameters) as excinfo:
         services.create_group(
-            club=club, name="Both", audience_id=audience.pk, audience_conditions=[]
+            club=club, name="Other", audience_id=audience.pk, audience_conditions=[]
         )
     assert excinfo.value.details == {
-        "audience_id": [{"error": "exclusive", "options": {"with": "audience_conditions"}}]
+        "audience_conditions": [
+            {"error": "not_the_audiences", "options": {"audience_id": audience.pk}}
+        ]
     }
