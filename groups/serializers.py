@@ -101,19 +101,22 @@ class MembersGroupPayloadSerializer(serializers.Serializer[Any]):
         "type": "array",
         "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
         "description": "Emails, msisdns or member ids (one type per call), normalised like "
-        "the member fields; at most BULK_IDENTIFIERS_MAX (100,000 by default).",
+        "the member fields; at most BULK_IDENTIFIERS_MAX (100,000 by default). One that "
+        "cannot be normalised, or a value of another JSON type, is reported in invalid.",
     }
 )
 class IdentifierListField(serializers.Field[list[Any], list[Any], list[Any], Any]):
-    """A JSON array of strings or integers, checked in one pass (a call may carry 100,000).
+    """A JSON array of identifiers, checked in one pass (a call may carry 100,000).
 
+    An element of any other JSON type (null, a boolean, a fraction, an object) is no
+    identifier, but it does not fail the call: it is reported among the invalid ones, as
+    an unknown one is. Only what could not be stored or sent back is refused.
     A field per element, as ``ListField(child=...)`` does, costs seconds at that size.
     """
 
     default_error_messages = {
         "not_a_list": 'Expected a list of items but got type "{input_type}".',
         "max_length": "Ensure this field has no more than {max_length} elements.",
-        "invalid": "Must be a string or an integer.",
     }
 
     @property
@@ -125,14 +128,11 @@ class IdentifierListField(serializers.Field[list[Any], list[Any], list[Any], Any
             self.fail("not_a_list", input_type=type(data).__name__)
         if len(data) > self.max_length:
             self.fail("max_length", max_length=self.max_length)
-        invalid = str(self.error_messages["invalid"])
         errors = {}
         for index, item in enumerate(data):
-            if not isinstance(item, str | int) or isinstance(item, bool):
-                errors[index] = [serializers.ErrorDetail(invalid, code="invalid")]
-            elif isinstance(item, str) and (code := unstorable(item)):
-                # Refused as a string field refuses it: a lone surrogate reported back among
-                # the invalid identifiers could not be rendered, once the change committed.
+            # Refused as a string field refuses it: a lone surrogate reported back among the
+            # invalid identifiers could not be rendered, once the change committed.
+            if not isinstance(item, int) and (code := unstorable(item)):
                 errors[index] = [serializers.ErrorDetail(UNSTORABLE[code], code=code)]
         if errors:
             # Keyed by item index, which DRF keeps; the stubs admit only str keys.

@@ -926,16 +926,6 @@ def test_more_identifiers_than_the_cap_is_422_and_changes_nothing(
             {"identifier_type": "email", "identifiers": "a@example.com"},
             {"identifiers": [{"error": "not_an_array", "options": {}}]},
         ),
-        (
-            {"identifier_type": "email", "identifiers": ["a@example.com", {"a": 1}, None, True]},
-            {
-                "identifiers": {
-                    "1": [{"error": "invalid", "options": {}}],
-                    "2": [{"error": "invalid", "options": {}}],
-                    "3": [{"error": "invalid", "options": {}}],
-                }
-            },
-        ),
     ],
 )
 def test_a_malformed_bulk_payload_is_422(
@@ -949,6 +939,37 @@ def test_a_malformed_bulk_payload_is_422(
     assert response.status_code == 422
     assert response.json() == {"error": "Invalid parameters", "details": details}
     assert member_ids(group) == []
+
+
+@pytest.mark.parametrize(
+    ("identifier_type", "identifiers"),
+    [
+        ("email", ["a@example.com", {"a": 1}, None, True, 1.5, ["a@example.com"], 7]),
+        ("id", ["{a}", {"a": 1}, None, True, 1.0, [1], "x"]),
+        ("msisdn", ["4740000001", {"a": 1}, None, False, 4.5, [], "12"]),
+    ],
+)
+def test_identifiers_of_another_json_type_are_reported_invalid_not_refused(
+    api: APIClient, club: Club, identifier_type: str, identifiers: list[Any]
+) -> None:
+    group = GroupFactory(club=club)
+    member = MemberFactory(club=club, email="a@example.com", msisdn="4740000001")
+    sent = [str(member.pk) if item == "{a}" else item for item in identifiers]
+
+    response = api.post(
+        f"members_groups/{group.pk}/members",
+        {"identifier_type": identifier_type, "identifiers": sent},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["added"] == 1
+    assert response.json()["invalid"] == sent[1:]
+    assert member_ids(group) == [member.pk]
+    removed = api.delete(
+        f"members_groups/{group.pk}/members",
+        {"identifier_type": identifier_type, "identifiers": sent},
+    )
+    assert (removed.json()["removed"], removed.json()["invalid"]) == (1, sent[1:])
 
 
 @pytest.mark.parametrize("method", ["post", "delete"])
