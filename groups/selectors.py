@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, cast
@@ -24,6 +25,7 @@ from django.utils import timezone
 
 from audiences.conditions import compile_conditions, parse_conditions
 from groups.models import EventKind, MembersGroup, Membership, MembershipEvent
+from loyalty.pagination import SortKey, order_by
 from members.models import Member
 
 
@@ -147,6 +149,35 @@ def group_members_page(
         next_after_id=page_ids[-1] if more else None,
         is_first=is_first,
     )
+
+
+def sorted_group_members_page(
+    *,
+    group: MembersGroup,
+    keys: Sequence[SortKey],
+    per_page: int,
+    offset: int,
+    at: datetime | None = None,
+    only: QuerySet[Member] | None = None,
+) -> list[Member]:
+    """One page of a group's members in the order of ``keys`` (member fields), then by id.
+
+    Unlike the pages by id, which walk the membership index, the group's members are
+    sorted here: a page costs the sort of the group, not of a page.
+    """
+    if at is None:
+        member_ids: QuerySet[Any] = Membership.objects.filter(
+            club_id=group.club_id, group_id=group.pk
+        ).values("member_id")
+    else:
+        member_ids = _member_ids_at(group, at).values("member_id")
+    members = (only if only is not None else Member.objects.filter(club_id=group.club_id)).filter(
+        pk__in=member_ids
+    )
+    if not any(key.field == "id" for key in keys):
+        keys = [*keys, SortKey("id", descending=False)]
+    ordering = (order_by(Member, key) for key in keys)
+    return list(members.order_by("club_id", *ordering)[offset : offset + per_page])
 
 
 def explain_membership(*, group: MembersGroup, member: Member) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -68,7 +68,7 @@ from loyalty.views import API_SOURCE, ClubScopedViewSet
 from members.filters import MemberFilter
 from members.models import Member
 from members.serializers import MemberSerializer
-from members.views import MembersPagination
+from members.views import MEMBER_SORTABLE, MembersPagination
 
 # Days per interval of the stats.
 INTERVALS = {"day": 1, "week": 7}
@@ -83,12 +83,12 @@ CSV_EXAMPLE = (
 )
 
 
-def single_sort_parameters(field: str, description: str) -> list[OpenApiParameter]:
-    """The schema of ``sort_by[]``/``sort_directions[]`` for a list sorted by one field."""
+def sort_by_parameters(fields: Sequence[str], description: str) -> list[OpenApiParameter]:
+    """The schema of ``sort_by[]``/``sort_directions[]`` for a list sorted by these fields."""
     return [
         OpenApiParameter(
             "sort_by[]",
-            {"type": "array", "items": {"type": "string", "enum": [field]}},
+            {"type": "array", "items": {"type": "string", "enum": list(fields)}},
             explode=True,
             description=description,
         ),
@@ -96,7 +96,7 @@ def single_sort_parameters(field: str, description: str) -> list[OpenApiParamete
             "sort_directions[]",
             {"type": "array", "items": {"type": "string", "enum": list(DIRECTIONS)}},
             explode=True,
-            description="asc (default) or desc.",
+            description="asc (default) or desc, by position.",
         ),
     ]
 
@@ -117,7 +117,12 @@ GROUP_MEMBERS_PARAMETERS = [
         "offset), rebuilt from the group's events; total_count is their number then. "
         "Members deleted since are left out of the pages.",
     ),
-    *single_sort_parameters("id", "A group's members sort by id only."),
+    *sort_by_parameters(
+        MEMBER_SORTABLE,
+        "Fields to sort by, in order of precedence (then by id). By id alone, pages walk the "
+        "membership index; by another field, the group's members are sorted (a page costs "
+        "the sort of the group), and after_id cannot be given.",
+    ),
 ]
 
 
@@ -235,7 +240,10 @@ class MembersGroupViewSet(ClubScopedViewSet):
         group = self.get_object() if at is None else self.group_or_history()
         page = PageRequest.from_query(query)
         after_id = after_id_param(query)
-        descending = any(key.descending for key in sort_keys(query, ("id",)))
+        keys = sort_keys(query, MEMBER_SORTABLE)
+        by_fields = any(key.field != "id" for key in keys)
+        if by_fields and after_id is not None:
+            raise InvalidParameters.field("after_id", "requires_sort_by_id")
         only = (
             MemberFilter().filter_queryset(
                 request, Member.objects.filter(club_id=group.club_id), self
@@ -243,15 +251,26 @@ class MembersGroupViewSet(ClubScopedViewSet):
             if MemberFilter.given(query)
             else None
         )
-        result = selectors.group_members_page(
-            group=group,
-            per_page=page.per_page,
-            offset=page.offset if after_id is None else 0,
-            after_id=after_id,
-            descending=descending,
-            at=at,
-            only=only,
-        )
+        if by_fields:
+            page_members = selectors.sorted_group_members_page(
+                group=group,
+                keys=keys,
+                per_page=page.per_page,
+                offset=page.offset,
+                at=at,
+                only=only,
+            )
+        else:
+            result = selectors.group_members_page(
+                group=group,
+                per_page=page.per_page,
+                offset=page.offset if after_id is None else 0,
+                after_id=after_id,
+                descending=any(key.descending for key in keys),
+                at=at,
+                only=only,
+            )
+            page_members = result.members
         if only is not None:
             total = selectors.filtered_group_members_count(group=group, only=only, at=at)
         elif at is None:
@@ -268,7 +287,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
                 next_after_id=result.next_after_id,
             )
         )
-        members = MemberSerializer(result.members, many=True).data
+        members = MemberSerializer(page_members, many=True).data
         return Response({"members": members, "pagination_info": info})
 
     @extend_schema(
@@ -366,8 +385,8 @@ class MembersGroupViewSet(ClubScopedViewSet):
         description="Every join and leave of the group, newest first (then by id): the "
         "member, the kind, the source (api, admin, import, rule, system) and the actor. "
         "sort_by[]=created_at (asc by default) gives the oldest first.",
-        parameters=single_sort_parameters(
-            "created_at", "Events sort by created_at only (then by id)."
+        parameters=sort_by_parameters(
+            ("created_at",), "Events sort by created_at only (then by id)."
         ),
         responses=MembershipEventSerializer(many=True),
     )

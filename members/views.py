@@ -21,6 +21,8 @@ from members.models import Member
 from members.serializers import MemberPayloadSerializer, MemberSerializer
 
 MembersPagination = paginated_by("members")
+# The fields a list of members sorts by (``sort_by[]``): the club's, and a group's.
+MEMBER_SORTABLE = ("id", "email", "msisdn", "created_at", "updated_at")
 # Query parameters that page or sort the list without narrowing it.
 UNFILTERED = {"page_no", "per_page", "sort_by[]", "sort_directions[]"}
 
@@ -43,7 +45,7 @@ class MemberViewSet(ClubScopedViewSet):
     }
     pagination_class = MembersPagination
     filter_backends = [NoNulCharacters, MemberFilter, SortOrder]
-    sortable_fields = ("id", "email", "msisdn", "created_at", "updated_at")
+    sortable_fields = MEMBER_SORTABLE
     required_permits = {
         "list": MEMBERS_LIST,
         "create": MEMBERS_CREATE,

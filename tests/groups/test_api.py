@@ -617,14 +617,80 @@ def test_a_groups_members_sort_by_id_descending(
     assert [m["id"] for m in response.json()["members"]] == [m.pk for m in reversed(members)]
 
 
-def test_a_groups_members_sort_by_nothing_but_id(
+def test_a_groups_members_sort_by_member_fields_in_order_then_by_id(
+    api: APIClient, club: Club
+) -> None:
+    group = GroupFactory(club=club)
+    made = [
+        MemberFactory(club=club, email=email, msisdn=msisdn)
+        for email, msisdn in [
+            ("b@example.com", "4740000003"),
+            ("a@example.com", None),
+            ("c@example.com", "4740000001"),
+            ("d@example.com", "4740000002"),
+        ]
+    ]
+    MemberFactory(club=club, email="0-outside@example.com")
+    services.add_member_ids(
+        group=group, member_ids=[m.pk for m in made], source="api", actor="test"
+    )
+    path = f"members_groups/{group.pk}/members"
+
+    def ids(query: str) -> list[int]:
+        response = api.get(f"{path}?{query}")
+        assert response.status_code == 200, response.json()
+        return [m["id"] for m in response.json()["members"]]
+
+    b, a, c, d = (m.pk for m in made)
+    assert ids("sort_by[]=email") == [a, b, c, d]
+    assert ids("sort_by[]=email&sort_directions[]=desc") == [d, c, b, a]
+    # No msisdn sorts last either way.
+    assert ids("sort_by[]=msisdn") == [c, d, b, a]
+    assert ids("sort_by[]=msisdn&sort_directions[]=desc") == [b, d, c, a]
+    assert ids("sort_by[]=email&sort_directions[]=desc&per_page=3&page_no=2") == [a]
+    assert ids("sort_by[]=email&email=c@example.com") == [c]
+    info = api.get(f"{path}?sort_by[]=email&per_page=3").json()["pagination_info"]
+    assert (info["total_count"], info["total_pages"], info["next_page"]) == (4, 2, 2)
+
+
+def test_a_groups_members_as_they_were_sort_by_member_fields(api: APIClient, club: Club) -> None:
+    group = GroupFactory(club=club)
+    zed = MemberFactory(club=club, email="zed@example.com")
+    amy = MemberFactory(club=club, email="amy@example.com")
+    services.add_member_ids(group=group, member_ids=[zed.pk, amy.pk], source="api", actor="test")
+    then = timezone.now()
+    services.remove_member_ids(group=group, member_ids=[amy.pk], source="api", actor="test")
+
+    response = api.get(
+        f"members_groups/{group.pk}/members",
+        {"sort_by[]": "email", "at": then.isoformat()},
+    )
+
+    assert [m["id"] for m in response.json()["members"]] == [amy.pk, zed.pk]
+
+
+def test_a_groups_members_sorted_by_another_field_than_id_cannot_be_walked_by_after_id(
     api: APIClient, crowd: tuple[MembersGroup, list[Member]]
 ) -> None:
-    response = api.get(f"members_groups/{crowd[0].pk}/members?sort_by[]=email")
+    path = f"members_groups/{crowd[0].pk}/members"
+
+    response = api.get(f"{path}?sort_by[]=email&after_id=0")
+    unknown = api.get(f"{path}?sort_by[]=properties")
 
     assert response.status_code == 422
     assert response.json()["details"] == {
-        "sort_by": {"0": [{"error": "invalid_choice", "options": {"choices": ["id"]}}]}
+        "after_id": [{"error": "requires_sort_by_id", "options": {}}]
+    }
+    assert unknown.status_code == 422
+    assert unknown.json()["details"] == {
+        "sort_by": {
+            "0": [
+                {
+                    "error": "invalid_choice",
+                    "options": {"choices": ["id", "email", "msisdn", "created_at", "updated_at"]},
+                }
+            ]
+        }
     }
 
 
