@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ from groups import services
 from groups.models import MembersGroup
 from loyalty.models import Club
 from tests.factories import MemberFactory
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.django_db
 
@@ -53,3 +58,49 @@ def test_an_empty_group_gives_the_header_only_and_a_missing_group_an_error(
     hidden = MembersGroup.objects.get(club=other_club, system_key=all_members.system_key)
     with pytest.raises(CommandError, match=f"No group {hidden.pk} in the club red-club"):
         call_command("export_group_members", club.slug, str(hidden.pk), str(path))
+
+
+@pytest.mark.django_db(databases=[])
+def test_a_reader_that_stops_early_ends_the_export_quietly(tmp_path: Path) -> None:
+    # Its own process and database: the pipe must close while the command still writes.
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "LOG_LEVEL": "WARNING",
+    }
+
+    def manage(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=PROJECT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout
+
+    manage("migrate", "-v0")
+    manage("seed_demo", "--members", "3000")
+    group_id = manage(
+        "shell",
+        "-c",
+        "from groups.models import MembersGroup; "
+        "print(MembersGroup.objects.get(system_key='all_members').pk)",
+    ).split()[-1]
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "export_group_members", "demo", group_id, "-"],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    header = process.stdout.readline()
+    process.stdout.close()  # like `| head -n 1`
+    errors = process.stderr.read().decode()
+
+    assert process.wait(timeout=60) == 0
+    assert header.startswith(b"id,")
+    assert errors == ""

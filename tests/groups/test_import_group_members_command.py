@@ -333,3 +333,19 @@ def test_a_header_over_the_csv_size_limit_is_refused_with_nothing_changed(
         run(club.slug, str(group.pk), path, "--column", "email")
 
     assert member_ids(group) == set()
+
+
+def test_a_column_is_found_whatever_its_case_unless_two_names_differ_only_in_case(
+    tmp_path: Path, club: Club, group: MembersGroup, ann: Member
+) -> None:
+    path = write(tmp_path, "Name,E-Mail\nAnn,ann@example.com\n", name="members.csv")
+    twice = write(tmp_path, "e-mail,E-Mail\nann@example.com,x\n", name="twice.csv")
+
+    run(club.slug, str(group.pk), path, "--column", "e-mail")
+
+    assert member_ids(group) == {ann.pk}
+    with pytest.raises(CommandError, match="More than one column named 'E-MAIL'"):
+        run(club.slug, str(group.pk), twice, "--column", "E-MAIL")
+    # The exact name wins over one that differs only in case.
+    run(club.slug, str(group.pk), twice, "--column", "e-mail", "--remove")
+    assert member_ids(group) == set()

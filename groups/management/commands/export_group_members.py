@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,14 @@ class Command(BaseCommand):
             raise CommandError(f"No group {group_id} in the club {club.slug}.")
         chunks = group_members_csv(group)
         if str(file) == "-":
-            for chunk in chunks:
-                self.stdout.write(chunk.decode(), ending="")
+            try:
+                for chunk in chunks:
+                    self.stdout.write(chunk.decode(), ending="")
+                self.stdout.flush()
+            except BrokenPipeError:
+                # The reader went away (`| head`): stop quietly, as Unix tools do, and keep
+                # the interpreter's last flush of stdout from failing too.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return
         try:
             handle = file.open("wb")
@@ -52,6 +60,7 @@ class Command(BaseCommand):
             for chunk in chunks:
                 handle.write(chunk)
                 lines = chunk.count(b"\n")
+                # The header line is no member.
+                bar.update(lines - (rows == 0 and lines > 0))
                 rows += lines
-                bar.update(lines)
         self.stdout.write(f"Wrote {max(rows - 1, 0):,} members of {group} to {file}.")

@@ -109,12 +109,18 @@ def column_lines(file: TextIO, column: str) -> Iterator[Item]:
             f"The header row is not valid CSV: {exc}; nothing was changed."
         ) from None
     header = [name.strip() for name in cells]
-    if column not in header:
+    # The exact name, else the one name that differs only in case (import_members reads
+    # its columns regardless of case too).
+    named = [i for i, name in enumerate(header) if name == column.strip()] or [
+        i for i, name in enumerate(header) if name.casefold() == column.strip().casefold()
+    ]
+    if len(named) != 1:
+        problem = "No column" if not named else "More than one column named"
         raise CommandError(
-            f"No column {column!r} in the header row ({', '.join(map(repr, header))}); "
+            f"{problem} {column!r} in the header row ({', '.join(map(repr, header))}); "
             "nothing was changed."
         )
-    index = header.index(column)
+    index = named[0]
 
     def values() -> Iterator[Item]:
         reader = csv.reader(file, delimiter=delimiter)
