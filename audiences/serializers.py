@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from audiences.models import Audience
-from loyalty.fields import StrictCharField, StrictIntegerField, reject_unstorable
+from loyalty.fields import StrictCharField, StrictIntegerField, reject_unstorable_at
 from loyalty.pagination import MAX_ID
 
 CONDITIONS_SCHEMA = {
@@ -24,7 +24,10 @@ CONDITIONS_SCHEMA = {
 class ConditionsField(serializers.JSONField):
     """Any JSON here: the condition grammar belongs to the audience services, not the API."""
 
-    default_validators = [reject_unstorable]
+    def to_internal_value(self, data: Any) -> Any:
+        # Before JSONField's own check, which refuses an infinite number without saying where.
+        reject_unstorable_at(data)
+        return super().to_internal_value(data)
 
 
 class AudienceSerializer(serializers.ModelSerializer[Audience]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from rest_framework import serializers
@@ -76,6 +76,30 @@ def reject_unstorable(value: Any) -> None:
     """Refuse a NUL, a lone surrogate or a non-finite number anywhere in a JSON value."""
     if code := unstorable(value):
         raise serializers.ValidationError(UNSTORABLE[code], code=code)
+
+
+def reject_unstorable_at(value: Any) -> None:
+    """``reject_unstorable``, the error pointing at where it is found: array elements by
+    their index, object members by their key, an unstorable key at its object. For values
+    whose errors must point at an index (conditions, SPEC section 4); held to the API's
+    depth limit, so the recursion is bounded."""
+    if (code := unstorable(value)) is None:
+        return
+    error = serializers.ErrorDetail(UNSTORABLE[code], code=code)
+
+    def where(item: Any) -> Any:
+        if isinstance(item, list):
+            members: Iterable[tuple[Any, Any]] = enumerate(item)
+        elif isinstance(item, dict) and not any(unstorable(key) for key in item):
+            members = item.items()
+        else:
+            return [error]
+        for key, member in members:
+            if unstorable(member):
+                return {str(key): where(member)}
+        return [error]
+
+    raise serializers.ValidationError(where(value))
 
 
 class StrictCharField(serializers.CharField):

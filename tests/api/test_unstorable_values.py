@@ -74,8 +74,13 @@ def _condition(field: str, value: str) -> str:
 @pytest.mark.parametrize(
     ("conditions", "leaves"),
     [
-        (_condition("first_name", '"\\ud800"'), SURROGATE),
-        (_condition("\\udfff", '"Ann"'), SURROGATE),
+        (_condition("first_name", '"\\ud800"'), {"0": {"value": SURROGATE}}),
+        (_condition("\\udfff", '"Ann"'), {"0": {"field": SURROGATE}}),
+        (
+            '[{"operator": "or", "conditions": [{"field": "id"}, {"value": [1, 1e400]}]}]',
+            {"0": {"conditions": {"1": {"value": {"1": NOT_FINITE}}}}},
+        ),
+        ('[{"\\ud800": 1}]', {"0": SURROGATE}),
     ],
 )
 @pytest.mark.parametrize(
