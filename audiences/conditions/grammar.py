@@ -115,6 +115,9 @@ def _error(code: str, **options: Any) -> list[dict[str, Any]]:
     return [{"error": code, "options": options}]
 
 
+BRANCH_OPERATORS = ("and", "or", "not")
+
+
 class _Parser:
     def __init__(self) -> None:
         self.nodes = 0
@@ -139,8 +142,11 @@ class _Parser:
             return None, _error("too_many_conditions", max=MAX_NODES)
         if not isinstance(data, dict):
             return None, _error("not_an_object")
-        if data.get("operator") in ("and", "or", "not"):
+        if data.get("operator") in BRANCH_OPERATORS:
             return self.parse_branch(data, depth)
+        if "conditions" in data and "type" not in data and "field" not in data:
+            # Shaped as a branch: the operator is what is wrong, not a missing type or field.
+            return None, {"operator": _error("inclusion", allowed=list(BRANCH_OPERATORS))}
         return self.parse_leaf(data)
 
     def parse_branch(self, data: dict[str, Any], depth: int) -> tuple[Node | None, Any]:

@@ -244,3 +244,21 @@ def test_previewing_against_another_clubs_group_is_422(
     assert response.json()["details"] == {
         "members_group_id": [{"error": "not_found", "options": {}}]
     }
+
+
+def test_a_branch_with_an_unknown_operator_is_refused_at_its_operator(
+    api: APIClient, club: Club
+) -> None:
+    leaf = {"type": "number", "field": "id", "operator": "gte", "value": 1}
+    conditions = [leaf, {"operator": "xor", "conditions": [leaf, leaf]}]
+
+    response = api.post("audiences/preview", {"conditions": conditions})
+
+    assert response.status_code == 422
+    assert response.json()["details"] == {
+        "conditions": {
+            "1": {
+                "operator": [{"error": "inclusion", "options": {"allowed": ["and", "or", "not"]}}]
+            }
+        }
+    }
