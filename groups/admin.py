@@ -211,10 +211,17 @@ class MembersGroupAdmin(ClubScopedAdmin):
 
     def get_fields(self, request: HttpRequest, obj: MembersGroup | None = None) -> _FieldGroups:
         if obj is None:
-            return [*GROUP_FIELDS, "audience_conditions"]
+            return [*GROUP_FIELDS, "audience_id", "audience_conditions"]
         editable = rule_is_editable(obj) and self.has_change_permission(request, obj)
         rule = "audience_conditions" if editable else "rule"
         return [*GROUP_FIELDS, *STORY_FIELDS, rule, *DETAIL_FIELDS]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Any]]:
+        form = super().get_form(request, obj, change, **kwargs)
+        # The audiences a new group may follow: those of the user's clubs.
+        return type(form.__name__, (form,), {"clubs": managed_clubs(request)})
 
     def has_change_permission(self, request: HttpRequest, obj: MembersGroup | None = None) -> bool:
         # System groups are maintained by the system alone (SPEC section 1), even for
@@ -361,6 +368,7 @@ class MembersGroupAdmin(ClubScopedAdmin):
             return
         group = services.create_group(
             club=data["club"],
+            audience_id=data["audience_id"],
             audience_conditions=data["audience_conditions"],
             actor=actor(request),
             **fields,

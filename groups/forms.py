@@ -10,9 +10,12 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.db.models import QuerySet
 
+from audiences.models import Audience
 from groups.models import MembersGroup
 from loyalty.admin import PrettyJSONField, ServiceModelForm
+from loyalty.models import Club
 
 # The first value of a header row, compared case-insensitively. Only these mark a header,
 # so a header-less file's first line is read as an identifier (and reported if invalid).
@@ -41,6 +44,11 @@ def rule_is_editable(group: MembersGroup | None) -> bool:
     return group is None or (group.automatic and not group.system)
 
 
+class AudienceChoiceField(forms.ModelChoiceField[Audience]):
+    def label_from_instance(self, obj: Audience) -> str:
+        return f"{obj} ({obj.club}, id {obj.pk})"
+
+
 class GroupForm(ServiceModelForm):
     """A group's labels and, for a new or automatic group, the conditions its members follow."""
 
@@ -54,6 +62,20 @@ class GroupForm(ServiceModelForm):
         ),
     )
 
+    # A new group may follow an audience of its club instead (named as the API names it,
+    # so that the service's refusals land on it).
+    audience_id = AudienceChoiceField(
+        queryset=Audience.objects.none(),
+        required=False,
+        label="Follow audience",
+        help_text=(
+            "An audience of the club: the group is automatic and its members are the "
+            "audience's. Leave empty to give conditions, or for a manual group."
+        ),
+    )
+    # Set by the admin to the clubs the user manages: whose audiences may be offered.
+    clubs: QuerySet[Club] = Club.objects.none()
+
     class Meta:
         model = MembersGroup
         fields = ["club", "name", "type", "description"]
@@ -61,6 +83,16 @@ class GroupForm(ServiceModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         group = self.instance if self.instance.pk is not None else None
+        if group is None:
+            audiences = self.fields["audience_id"]
+            assert isinstance(audiences, forms.ModelChoiceField)
+            audiences.queryset = (
+                Audience.objects.filter(club__in=self.clubs)
+                .select_related("club")
+                .order_by("club__name", "name", "pk")
+            )
+        else:
+            del self.fields["audience_id"]
         if not rule_is_editable(group):
             del self.fields["audience_conditions"]
         elif group is not None:
@@ -68,6 +100,10 @@ class GroupForm(ServiceModelForm):
                 "audience_conditions"
             ].help_text = "Changing them re-computes the group's members."
             self.initial.setdefault("audience_conditions", group.audience.conditions)
+
+    def clean_audience_id(self) -> int | None:
+        audience = self.cleaned_data["audience_id"]
+        return None if audience is None else int(audience.pk)
 
     def clean_audience_conditions(self) -> Any:
         conditions = self.cleaned_data["audience_conditions"]

@@ -13,6 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from pytest_django.fixtures import Settings
 
+from audiences import services as audience_services
 from groups import admin as groups_admin
 from groups import services
 from groups.models import EventKind, MembersGroup, Membership, MembershipEvent, Source
@@ -140,6 +141,63 @@ def test_creating_a_group_with_conditions_makes_an_automatic_group_of_the_matchi
     assert group.audience.conditions == conditions
     assert member_ids(group) == {gold.pk}
     assert_consistent(group)
+
+
+def test_a_new_group_may_follow_an_audience_of_its_club(
+    admin_client: Client, club: Club, other_club: Club
+) -> None:
+    gold = MemberFactory(club=club, email="ann@gold.example")
+    MemberFactory(club=club, email="bob@example.com")
+    rule = [cond("string", "email", "match", "@gold.example")]
+    audience = audience_services.create_audience(club=club, name="Gold", conditions=rule)
+    elsewhere = audience_services.create_audience(club=other_club, name="Far", conditions=rule)
+    form = {"club": club.pk, "name": "Gold", "type": "", "description": ""}
+
+    page = admin_client.get(reverse("admin:groups_membersgroup_add")).content.decode()
+    refused = admin_client.post(
+        reverse("admin:groups_membersgroup_add"), {**form, "audience_id": elsewhere.pk}
+    )
+    response = admin_client.post(
+        reverse("admin:groups_membersgroup_add"), {**form, "audience_id": audience.pk}
+    )
+
+    assert f"Gold ({club}, id {audience.pk})" in page
+    assert refused.status_code == 200
+    assert "audience_id" in refused.context["adminform"].form.errors
+    assert response.status_code == 302
+    group = MembersGroup.objects.get(club=club, name="Gold")
+    assert (group.automatic, group.audience_id) == (True, audience.pk)
+    assert member_ids(group) == {gold.pk}
+    assert_consistent(group)
+
+
+def test_staff_are_offered_only_the_audiences_of_their_clubs(
+    staff_client: Client, club: Club, other_club: Club
+) -> None:
+    mine = audience_services.create_audience(club=club, name="Mine", conditions=[])
+    theirs = audience_services.create_audience(club=other_club, name="Theirs", conditions=[])
+
+    page = staff_client.get(reverse("admin:groups_membersgroup_add"))
+    forged = staff_client.post(
+        reverse("admin:groups_membersgroup_add"),
+        {
+            "club": club.pk,
+            "name": "Sneaky",
+            "type": "",
+            "description": "",
+            "audience_id": theirs.pk,
+        },
+    )
+
+    choices = {
+        value for value, _label in page.context["adminform"].form.fields["audience_id"].choices
+    }
+    # Its club's audiences, "All members"' own among them.
+    offered = {str(getattr(v, "value", v)) for v in choices}
+    assert offered == {"", *(str(pk) for pk in club.audience_set.values_list("pk", flat=True))}
+    assert str(mine.pk) in offered
+    assert "audience_id" in forged.context["adminform"].form.errors
+    assert not MembersGroup.objects.filter(name="Sneaky").exists()
 
 
 def test_malformed_conditions_are_a_readable_form_error_and_no_group_is_made(
