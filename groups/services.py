@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -581,15 +581,39 @@ def recompute_or_schedule(group: MembersGroup, actor: str = "") -> None:
         return
     group.recomputing = True
     group.recompute_version += 1
+    group.recompute_requested_at = timezone.now()
     MembersGroup.objects.filter(pk=group.pk).update(
-        recomputing=True, recompute_version=group.recompute_version
+        recomputing=True,
+        recompute_version=group.recompute_version,
+        recompute_requested_at=group.recompute_requested_at,
     )
+    transaction.on_commit(partial(_enqueue_recompute, group.pk, group.recompute_version))
+
+
+def _enqueue_recompute(group_id: int, version: int) -> None:
     # Imported here: the tasks module imports this one.
     from groups.tasks import recompute_group_task
 
-    transaction.on_commit(
-        partial(recompute_group_task.enqueue, group_id=group.pk, version=group.recompute_version)
+    recompute_group_task.enqueue(group_id=group_id, version=version)
+
+
+def resume_stale_recomputations() -> list[MembersGroup]:
+    """Enqueue again every background recomputation pending for RECOMPUTE_STALE_SECONDS
+    (its worker died, or its task was lost), and return the groups.
+
+    Each run takes the group's lock and recomputes it as a diff, so a run of one that was
+    only late as well changes nothing more; the run of the latest version clears the flag.
+    """
+    stale_before = timezone.now() - timedelta(seconds=settings.RECOMPUTE_STALE_SECONDS)
+    stale = list(
+        MembersGroup.objects.filter(recomputing=True)
+        .filter(Q(recompute_requested_at__lt=stale_before) | Q(recompute_requested_at=None))
+        .select_related("club")
+        .order_by("pk")
     )
+    for group in stale:
+        _enqueue_recompute(group.pk, group.recompute_version)
+    return stale
 
 
 @transaction.atomic

@@ -187,6 +187,9 @@ RECOMPUTE_INLINE_MAX = env.int("RECOMPUTE_INLINE_MAX", default=50_000)
 # Seconds a queued or running API member import may go without committing a batch before
 # its run counts as dead; sending the same import again then resumes it.
 MEMBER_IMPORT_STALE_SECONDS = env.int("MEMBER_IMPORT_STALE_SECONDS", default=300)
+# A background recomputation still pending this long after it was enqueued is taken to be
+# lost, and the sweeper enqueues it again (a second run of a live one changes nothing).
+RECOMPUTE_STALE_SECONDS = env.int("RECOMPUTE_STALE_SECONDS", default=900)
 
 # Django's task framework (the django-tasks backport): the database backend by default,
 # its worker started with `python manage.py db_worker`.

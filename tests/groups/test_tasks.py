@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from groups import services
@@ -114,3 +117,36 @@ def test_the_database_backend_and_its_worker_run_a_scheduled_recomputation(
     assert (group.recomputing, group.members_count) == (False, 2)
     assert DBTaskResult.objects.get().status == "SUCCESSFUL"
     assert_consistent(group)
+
+
+def sweep() -> str:
+    out = StringIO()
+    call_command("resume_stalled_work", stdout=out)
+    return out.getvalue()
+
+
+def test_the_sweep_enqueues_again_a_recomputation_whose_task_was_lost_once_stale(
+    big_club: Club, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.RECOMPUTE_STALE_SECONDS = 600
+    # The task is never enqueued: its callback is dropped, as a worker's death drops a run.
+    with django_capture_on_commit_callbacks():
+        group = services.create_group(
+            club=big_club, name="High", audience_conditions=[cond("number", "points", "gte", 5)]
+        )
+
+    assert sweep().endswith("0 recomputation(s) pending for 600 s.\n")
+    group.refresh_from_db()
+    assert (group.recomputing, group.members_count) == (True, 0)
+
+    MembersGroup.objects.filter(pk=group.pk).update(
+        recompute_requested_at=timezone.now() - timedelta(seconds=601)
+    )
+    output = sweep()
+
+    assert f"Recomputing again group {group.pk} (High) of club {big_club.slug}.\n" in output
+    assert output.endswith("1 recomputation(s) pending for 600 s.\n")
+    group.refresh_from_db()
+    assert (group.recomputing, group.members_count) == (False, 2)
+    assert_consistent(group)
+    assert sweep().endswith("0 recomputation(s) pending for 600 s.\n")

@@ -339,6 +339,6 @@ def test_the_procfile_runs_web_worker_clocks_and_release() -> None:
     assert processes["web"] == "gunicorn loyalty.wsgi"
     assert processes["worker"] == "python manage.py db_worker"
     assert processes["clock"] == "python manage.py send_webhooks --every 60"
-    assert processes["sweeper"] == "python manage.py resume_member_imports --every 60"
+    assert processes["sweeper"] == "python manage.py resume_stalled_work --every 60"
     assert "migrate --noinput" in processes["release"]
     assert "check --deploy --fail-level WARNING" in processes["release"]
