@@ -95,6 +95,17 @@ def test_check_tells_a_queued_recomputation_from_drift(
     assert f"Gold ({gold.pk}): recomputation pending (1 matching members missing)" in out
     assert "1 wait for their queued recomputation" in out
 
+    # Pending for longer than a task takes to come: lost, and a difference.
+    settings.RECOMPUTE_STALE_SECONDS = 0
+    with pytest.raises(CommandError) as lost:
+        call_command("recompute_groups", "--check", "--club", club.slug)
+    assert lost.value.returncode == 1
+    assert (
+        f"Gold ({gold.pk}): recomputation pending for over 0 s, its task lost? "
+        "1 matching members missing" in capsys.readouterr().out
+    )
+
+    settings.RECOMPUTE_STALE_SECONDS = 900
     MembersGroup.objects.filter(pk=gold.pk).update(members_count=3)
     with pytest.raises(CommandError) as excinfo:
         call_command("recompute_groups", "--check", "--club", club.slug)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from groups import services
 from groups.integrity import discrepancy
@@ -65,19 +68,28 @@ class Command(BaseCommand):
 
     def _check(self, groups: list[MembersGroup]) -> None:
         bad = pending = 0
+        stale_before = timezone.now() - timedelta(seconds=settings.RECOMPUTE_STALE_SECONDS)
         for group in groups:
             found = discrepancy(group)
             if found.ok:
                 continue
             label = f"{group.club.slug} / {group.name} ({group.pk})"
             # A rule whose recomputation is queued differs from its rows until the task runs;
-            # its count still equals its rows, or something else is wrong.
-            if group.recomputing and found.stored_count == found.rows:
+            # its count still equals its rows, or something else is wrong. Queued for longer
+            # than RECOMPUTE_STALE_SECONDS, its task is taken to be lost: a difference.
+            queued = group.recomputing and found.stored_count == found.rows
+            if queued and (group.recompute_requested_at or stale_before) > stale_before:
                 pending += 1
                 self.stdout.write(f"{label}: recomputation pending ({found.describe()})")
                 continue
             bad += 1
-            self.stdout.write(f"{label}: {found.describe()}")
+            lost = (
+                f"recomputation pending for over {settings.RECOMPUTE_STALE_SECONDS} s, its "
+                "task lost? "
+                if queued
+                else ""
+            )
+            self.stdout.write(f"{label}: {lost}{found.describe()}")
         waiting = f" {pending} wait for their queued recomputation." if pending else ""
         if bad:
             raise CommandError(
