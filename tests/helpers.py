@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
 from typing import Any
+
+from django.core.management import call_command
 
 from groups.models import EventKind, MembersGroup, Membership, MembershipEvent
 from loyalty.models import Club
+
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def assert_consistent(group: MembersGroup) -> None:
@@ -56,3 +64,23 @@ def member_form(club: Club, **fields: Any) -> dict[str, Any]:
         "favorite_stores": "[3, 5]",
         **fields,
     }
+
+
+def command_output(*args: str) -> str:
+    """What a management command prints, run in this process (and its test database)."""
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def manage_process(env: dict[str, str], *args: str) -> str:
+    """Run ``manage.py`` in a process of its own with ``env``; return what it printed."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout

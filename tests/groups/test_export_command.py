@@ -17,8 +17,7 @@ from groups import services
 from groups.models import MembersGroup
 from loyalty.models import Club
 from tests.factories import MemberFactory
-
-PROJECT = Path(__file__).resolve().parents[2]
+from tests.helpers import PROJECT, manage_process
 
 pytestmark = pytest.mark.django_db
 
@@ -69,20 +68,10 @@ def test_a_reader_that_stops_early_ends_the_export_quietly(tmp_path: Path) -> No
         "LOG_LEVEL": "WARNING",
     }
 
-    def manage(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=PROJECT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return done.stdout
-
-    manage("migrate", "-v0")
-    manage("seed_demo", "--members", "3000")
-    group_id = manage(
+    manage_process(env, "migrate", "-v0")
+    manage_process(env, "seed_demo", "--members", "3000")
+    group_id = manage_process(
+        env,
         "shell",
         "-c",
         "from groups.models import MembersGroup; "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from io import StringIO
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from groups import services
 from groups.models import MembersGroup, Membership
 from loyalty.models import Club
 from tests.factories import MemberFactory
-from tests.helpers import assert_consistent, cond
+from tests.helpers import assert_consistent, command_output, cond
 
 pytestmark = pytest.mark.django_db
 
@@ -120,9 +119,7 @@ def test_the_database_backend_and_its_worker_run_a_scheduled_recomputation(
 
 
 def sweep() -> str:
-    out = StringIO()
-    call_command("resume_stalled_work", stdout=out)
-    return out.getvalue()
+    return command_output("resume_stalled_work")
 
 
 def test_the_sweep_enqueues_again_a_recomputation_whose_task_was_lost_once_stale(

@@ -33,6 +33,7 @@ from members.models import Member
 from members.services import bulk_create_members
 from tests.api_fixtures import ClubClient
 from tests.factories import GroupFactory, MemberFactory, WebhookEndpointFactory
+from tests.helpers import command_output
 from tests.webhook_receiver import Received, Receiver, signature_verifies
 
 pytestmark = pytest.mark.django_db
@@ -45,9 +46,7 @@ def add_by_api(api: ClubClient, group: MembersGroup, member_ids: list[int]) -> N
 
 
 def send_due() -> str:
-    out = StringIO()
-    call_command("send_webhooks", stdout=out)
-    return out.getvalue()
+    return command_output("send_webhooks")
 
 
 def test_a_bulk_add_is_posted_to_the_endpoint_signed_with_its_secret(

@@ -19,22 +19,11 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[2]
+from tests.helpers import PROJECT, manage_process
+
 IDENTIFIERS = 10_000_000
 CHUNK = 1 << 20
 RSS_GROWTH_MAX = 50 * 1024 * 1024
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout
 
 
 def free_port() -> int:
@@ -116,9 +105,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, i
         "CACHE_URL": "locmemcache://",
         "DEBUG": "false",
     }
-    manage(env, "migrate", "-v0")
-    manage(env, "create_club", "lim", "--name", "Limits")
-    token = manage(env, "create_api_token", "lim", "--permits", "all").strip().splitlines()[-1]
+    manage_process(env, "migrate", "-v0")
+    manage_process(env, "create_club", "lim", "--name", "Limits")
+    token = (
+        manage_process(env, "create_api_token", "lim", "--permits", "all").strip().splitlines()[-1]
+    )
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],

@@ -8,12 +8,10 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from io import StringIO
 from itertools import count
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
 from groups.models import MembersGroup
@@ -23,6 +21,7 @@ from members.models import Member, MemberImport
 from members.tasks import run_import_task
 from tests.api_fixtures import ClubClient
 from tests.factories import MemberFactory
+from tests.helpers import command_output
 
 pytestmark = pytest.mark.django_db
 
@@ -233,9 +232,7 @@ def test_a_queued_import_whose_task_was_lost_runs_when_sent_again_once_stale(
 
 
 def sweep() -> str:
-    out = StringIO()
-    call_command("resume_stalled_work", stdout=out)
-    return out.getvalue()
+    return command_output("resume_stalled_work")
 
 
 def test_the_sweep_finishes_imports_whose_worker_died_or_whose_task_was_lost_once_stale(
