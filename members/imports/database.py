@@ -259,15 +259,52 @@ def _holds(column: str, fingerprint: str) -> str:
     return f"coalesce({column}, '') = {fingerprint}"
 
 
-def known(club: Club, keyed: list[Keyed]) -> dict[str, tuple[int, int | None]]:
-    """The club's members holding these rows' fingerprints, each found by the row's email,
+Known = dict[str, tuple[int, int | None]]  # fingerprint -> (member id, line that took it)
+
+
+def known(club: Club, keyed: list[Keyed], after: int | None = None) -> Known:
+    """The club's members holding these rows' fingerprints, each with the row's email,
     msisdn or id: fingerprint -> (id, line that took it).
 
-    Through the unique index of each identifier: no index of the fingerprints to keep up.
-    Not locked, unlike the members ``stored`` reads: a known row writes nothing to its
-    member (a ``--group`` add locks it as every membership write does), so a concurrent
-    change of it is simply ordered after this import's row.
+    With ``after``, first among the members that follow that id: a file imported before
+    is read again in the order its members were made, so a batch's members are mostly the
+    next ids, read in one range scan, where a lookup per row costs an index probe each.
+    The rest are looked up by their identifiers' unique indexes: no index of the
+    fingerprints to keep up. Not locked, unlike the members ``stored`` reads: a known row
+    writes nothing to its member (a ``--group`` add locks it as every membership write
+    does), so a concurrent change of it is simply ordered after this import's row.
     """
+    found = _known_after(club, keyed, after) if after is not None else {}
+    rest = [key for key in keyed if key[0] not in found]
+    return {**found, **_known_by_identifier(club, rest)} if rest else found
+
+
+def _known_after(club: Club, keyed: list[Keyed], after: int) -> Known:
+    """``known`` among the ``len(keyed)`` members after id ``after``, matched here."""
+    with connection.cursor() as cursor:
+        # The members already seen are bounded by ``after`` too: else each batch's join
+        # read the seen members from the first, which grow with the file.
+        cursor.execute(
+            f"SELECT m.id, m.import_fingerprint, m.email, m.msisdn, s.line "
+            f"FROM {MEMBER_TABLE} AS m LEFT JOIN {_temp(SEEN_TABLE)} AS s "
+            "ON s.member_id = m.id AND s.member_id > %s "
+            "WHERE m.club_id = %s AND m.id > %s ORDER BY m.id LIMIT %s",
+            [after, club.pk, after, len(keyed)],
+        )
+        holders = {row[1]: row for row in cursor.fetchall() if row[1] is not None}
+    found: Known = {}
+    for fingerprint, name, value in keyed:
+        holder = holders.get(fingerprint)
+        # The same test as the lookup's: the member holds the fingerprint and the identifier.
+        if holder is not None and value == (
+            holder[2] if name == "email" else holder[3] if name == "msisdn" else str(holder[0])
+        ):
+            found[fingerprint] = (holder[0], holder[4])
+    return found
+
+
+def _known_by_identifier(club: Club, keyed: list[Keyed]) -> Known:
+    """``known`` through the unique index of each row's identifier."""
     seen = _temp(SEEN_TABLE)
     # Each pair is "<fingerprint> <value>": the value starts at a fixed offset.
     width, start = FINGERPRINT_LENGTH, FINGERPRINT_LENGTH + 2

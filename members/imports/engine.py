@@ -103,6 +103,8 @@ class _Importer:
             # without one: a known row would not be unchanged there.
             self.salt = None
         self._prefixes: dict[str, bytes] = {}
+        # The id after which the next batch's known members are looked for first.
+        self._known_after: int | None = None
         # A club none of whose members came from a file row (the first import into it) has
         # nothing to look up; what this import creates is caught as duplicates anyway.
         self.club_has_fingerprints = (
@@ -134,7 +136,14 @@ class _Importer:
                     key = lookup_key(row) if self.club_has_fingerprints else None
                     if key is not None:
                         keyed.append((fingerprints[index], *key))
-        known = database.known(self.club, keyed) if keyed else {}
+        known = database.known(self.club, keyed, self._known_after) if keyed else {}
+        # The next batch's known members likely follow this one's (``database.known``),
+        # unless this one's did not follow the batch before.
+        hits = [pk for pk, _ in known.values()]
+        in_order = self._known_after is None or 2 * sum(
+            pk > self._known_after for pk in hits
+        ) >= len(keyed)
+        self._known_after = max(hits) if hits and in_order else None
         prepared: list[tuple[int, Known | Row | Reject]] = []
         for index, (line, row) in enumerate(items):
             fingerprint = fingerprints.get(index)

@@ -168,7 +168,9 @@ def test_known_rows_end_as_the_full_path_ends(
     lookup = database.known
     # The full path: fingerprints are still written, only never looked up.
     monkeypatch.setattr(
-        database, "known", lambda club, keyed: {} if club.pk == slow.pk else lookup(club, keyed)
+        database,
+        "known",
+        lambda club, keyed, after=None: {} if club.pk == slow.pk else lookup(club, keyed, after),
     )
     for number, step in enumerate(history(seed)):
         if "edit" in step:

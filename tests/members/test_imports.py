@@ -15,6 +15,7 @@ from groups.integrity import discrepancy
 from groups.models import MembersGroup, Membership, MembershipEvent
 from loyalty.models import Club
 from members.imports import ImportReport, Reject, import_members, read_rows
+from members.imports import database as import_database
 from members.imports import rows as import_rows
 from members.models import Member
 from members.services import create_member, update_member
@@ -1140,3 +1141,31 @@ def test_the_same_file_gives_the_same_members_on_every_database(
             "Gold": (4, [f"{n}@example.com" for n in ("ann", "carl", "dora", "fred")]),
         },
     }
+
+
+@pytest.mark.parametrize("order", ["as imported", "reversed"])
+def test_a_file_read_again_finds_its_members_whatever_their_order(
+    club: Club, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    lines = [f"p{n}@example.com,{4740000000 + n},{n}\n" for n in range(30)]
+    first = write(tmp_path, "email,msisdn,points:number\n" + "".join(lines), name="first.csv")
+    ordered = lines if order == "as imported" else lines[::-1]
+    again = write(tmp_path, "email,msisdn,points:number\n" + "".join(ordered), name="again.csv")
+    assert counts(run(club, first, batch_size=5)[0]) == (30, 0, 0, 0)
+    looked_up: list[int] = []
+    by_identifier = import_database._known_by_identifier
+    monkeypatch.setattr(
+        import_database,
+        "_known_by_identifier",
+        lambda club, keyed: looked_up.append(len(keyed)) or by_identifier(club, keyed),
+    )
+
+    report, rejects = run(club, again, batch_size=5)
+
+    assert (counts(report), rejects) == ((0, 0, 30, 0), [])
+    # In the order of their ids, each batch's members follow the last batch's: only the
+    # first batch is looked up row by row.
+    if order == "as imported":
+        assert looked_up == [5]
+    else:
+        assert sum(looked_up) >= 25

@@ -40,7 +40,7 @@ def test_known_rows_are_looked_up_through_the_identifier_indexes_on_stale_statis
     plans: list[str] = []
     real_known = database.known
 
-    def explained(club: Club, keyed: list[Any]) -> Any:
+    def explained(club: Club, keyed: list[Any], after: int | None = None) -> Any:
         def explain(execute: Callable[..., Any], sql: str, params: Any, *args: Any) -> Any:
             if sql.lstrip().startswith("SELECT k.fp"):
                 with connection.cursor() as cursor:
@@ -49,7 +49,7 @@ def test_known_rows_are_looked_up_through_the_identifier_indexes_on_stale_statis
             return execute(sql, params, *args)
 
         with connection.execute_wrapper(explain):
-            return real_known(club, keyed)
+            return real_known(club, keyed, after)
 
     monkeypatch.setattr(database, "known", explained)
     out = StringIO()
