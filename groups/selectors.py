@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from audiences.conditions import compile_conditions, parse_conditions
 from groups.models import EventKind, MembersGroup, Membership, MembershipEvent
-from loyalty.pagination import SortKey, order_by
+from loyalty.pagination import SortKey, sorted_by
 from members.models import Member
 
 
@@ -159,7 +159,7 @@ def sorted_group_members_page(
     offset: int,
     at: datetime | None = None,
     only: QuerySet[Member] | None = None,
-) -> list[Member]:
+) -> MembersPage:
     """One page of a group's members in the order of ``keys`` (member fields), then by id.
 
     Unlike the pages by id, which walk the membership index, the group's members are
@@ -174,10 +174,8 @@ def sorted_group_members_page(
     members = (only if only is not None else Member.objects.filter(club_id=group.club_id)).filter(
         pk__in=member_ids
     )
-    if not any(key.field == "id" for key in keys):
-        keys = [*keys, SortKey("id", descending=False)]
-    ordering = (order_by(Member, key) for key in keys)
-    return list(members.order_by("club_id", *ordering)[offset : offset + per_page])
+    page = list(sorted_by(members, keys)[offset : offset + per_page])
+    return MembersPage(members=page, next_after_id=None, is_first=offset == 0)
 
 
 def explain_membership(*, group: MembersGroup, member: Member) -> dict[str, Any]:

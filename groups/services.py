@@ -535,16 +535,18 @@ def _drop_if_unused(audience: Audience) -> None:
 
 def _set_rule(group: MembersGroup, rule_fields: dict[str, Any]) -> bool:
     """Point the group at its new audience; return whether the rule changed."""
-    audience_conditions = rule_fields.get("audience_conditions")
     audience, references = _audience_for(
-        group.club, group.name, rule_fields.get("audience_id"), audience_conditions
+        group.club,
+        group.name,
+        rule_fields.get("audience_id"),
+        rule_fields.get("audience_conditions"),
     )
     if audience.pk == group.audience_id or (
         audience.pk is None and audience.conditions == group.audience.conditions
     ):
         return False
-    # The field the new rule came from, as _audience_for chose it.
-    field = "audience_id" if audience_conditions is None else "audience_conditions"
+    # The field the new rule came from, as _audience_for chose it: the audience when given.
+    field = "audience_conditions" if audience.pk is None else "audience_id"
     _check_graph(group, references, field)
     if audience.pk is None:
         own = group.audience
@@ -601,19 +603,23 @@ def resume_stale_recomputations() -> list[MembersGroup]:
     """Enqueue again every background recomputation pending for RECOMPUTE_STALE_SECONDS
     (its worker died, or its task was lost), and return the groups.
 
-    Each run takes the group's lock and recomputes it as a diff, so a run of one that was
+    Each is claimed first, its clock restarted in one conditional UPDATE, so that a sweep
+    while the queue is backed up adds no second task for it until the clock runs out again:
+    a run takes the club's rules lock and recomputes the whole diff. A run of one that was
     only late as well changes nothing more; the run of the latest version clears the flag.
     """
     stale_before = timezone.now() - timedelta(seconds=settings.RECOMPUTE_STALE_SECONDS)
-    stale = list(
-        MembersGroup.objects.filter(recomputing=True)
-        .filter(Q(recompute_requested_at__lt=stale_before) | Q(recompute_requested_at=None))
-        .select_related("club")
-        .order_by("pk")
+    pending = Q(recomputing=True) & (
+        Q(recompute_requested_at__lt=stale_before) | Q(recompute_requested_at=None)
     )
-    for group in stale:
-        _enqueue_recompute(group.pk, group.recompute_version)
-    return stale
+    claimed = []
+    for group in MembersGroup.objects.filter(pending).select_related("club").order_by("pk"):
+        if MembersGroup.objects.filter(pending, pk=group.pk).update(
+            recompute_requested_at=timezone.now()
+        ):
+            _enqueue_recompute(group.pk, group.recompute_version)
+            claimed.append(group)
+    return claimed
 
 
 @transaction.atomic

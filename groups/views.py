@@ -220,7 +220,8 @@ class MembersGroupViewSet(ClubScopedViewSet):
 
     @extend_schema(
         summary="List a group's members",
-        description="Sorted by id. total_count is the group's stored members_count (with "
+        description="Sorted by id, or by the sort_by[] fields then id. total_count is the "
+        "group's stored members_count (with "
         "at: the number of members then); with member filters (as on the members list), "
         "the number of the group's members that match them, counted.",
         parameters=GROUP_MEMBERS_PARAMETERS,
@@ -252,7 +253,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
             else None
         )
         if by_fields:
-            page_members = selectors.sorted_group_members_page(
+            result = selectors.sorted_group_members_page(
                 group=group,
                 keys=keys,
                 per_page=page.per_page,
@@ -270,7 +271,6 @@ class MembersGroupViewSet(ClubScopedViewSet):
                 at=at,
                 only=only,
             )
-            page_members = result.members
         if only is not None:
             total = selectors.filtered_group_members_count(group=group, only=only, at=at)
         elif at is None:
@@ -287,7 +287,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
                 next_after_id=result.next_after_id,
             )
         )
-        members = MemberSerializer(page_members, many=True).data
+        members = MemberSerializer(result.members, many=True).data
         return Response({"members": members, "pagination_info": info})
 
     @extend_schema(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from rest_framework import serializers
@@ -83,23 +83,23 @@ def reject_unstorable_at(value: Any) -> None:
     their index, object members by their key, an unstorable key at its object. For values
     whose errors must point at an index (conditions, SPEC section 4); held to the API's
     depth limit, so the recursion is bounded."""
-    if (code := unstorable(value)) is None:
-        return
-    error = serializers.ErrorDetail(UNSTORABLE[code], code=code)
 
     def where(item: Any) -> Any:
-        if isinstance(item, list):
-            members: Iterable[tuple[Any, Any]] = enumerate(item)
-        elif isinstance(item, dict) and not any(unstorable(key) for key in item):
-            members = item.items()
-        else:
-            return [error]
-        for key, member in members:
-            if unstorable(member):
-                return {str(key): where(member)}
-        return [error]
+        if isinstance(item, dict) and (key := next(filter(unstorable, item), None)) is not None:
+            return error(key)
+        members = item.items() if isinstance(item, dict) else enumerate(item)
+        key, member = next((key, member) for key, member in members if unstorable(member))
+        return {str(key): where(member) if isinstance(member, dict | list) else error(member)}
 
-    raise serializers.ValidationError(where(value))
+    def error(scalar: Any) -> Any:
+        code = unstorable(scalar)
+        assert code is not None
+        return [serializers.ErrorDetail(UNSTORABLE[code], code=code)]
+
+    if unstorable(value) is not None:
+        raise serializers.ValidationError(
+            where(value) if isinstance(value, dict | list) else error(value)
+        )
 
 
 class StrictCharField(serializers.CharField):

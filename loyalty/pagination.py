@@ -346,6 +346,14 @@ def order_by(model: type[Model], key: SortKey) -> OrderBy:
     return field.desc(nulls_last=nulls_last) if key.descending else field.asc(nulls_last=nulls_last)
 
 
+def sorted_by(queryset: QuerySet[Any], keys: Sequence[SortKey]) -> QuerySet[Any]:
+    """A club's rows in the order of ``keys``, then by id."""
+    if not any(key.field == "id" for key in keys):
+        keys = [*keys, SortKey("id", descending=False)]  # a total order: pages never overlap
+    # The club first, as every index of a club's rows starts with it (one club per list).
+    return queryset.order_by("club_id", *(order_by(queryset.model, key) for key in keys))
+
+
 class NoNulCharacters(BaseFilterBackend):
     """Refuse U+0000 in the query string (422): PostgreSQL cannot compare text holding it."""
 
@@ -366,11 +374,7 @@ class SortOrder(BaseFilterBackend):
     def filter_queryset(
         self, request: Request, queryset: QuerySet[Any], view: Any
     ) -> QuerySet[Any]:
-        keys = sort_keys(request.query_params, view.sortable_fields)
-        if not any(key.field == "id" for key in keys):
-            keys.append(SortKey("id", descending=False))  # a total order: pages never overlap
-        # The club first, as every index of a club's rows starts with it (one club per list).
-        return queryset.order_by("club_id", *(order_by(queryset.model, key) for key in keys))
+        return sorted_by(queryset, sort_keys(request.query_params, view.sortable_fields))
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return sort_parameters(view.sortable_fields)

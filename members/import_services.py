@@ -132,21 +132,30 @@ def resume_stale_imports() -> list[MemberImport]:
     """Enqueue a run of every import whose run died (queued or running, not written for
     MEMBER_IMPORT_STALE_SECONDS), and return them.
 
-    The run claims each one (see ``run_import``), so an import whose late task runs as well,
-    or that two sweeps both found, still runs once.
+    Each is claimed first: queued again and its clock restarted, in one conditional UPDATE,
+    so that a sweep while the queue is backed up adds no second task for it, and the run
+    claims it as a queued one (see ``run_import``). A live run holds its import locked
+    while it runs a batch and writes it with each, so the claim never takes it from one.
     """
-    stale = list(
+    stale = (
         MemberImport.objects.filter(
             status__in=(ImportStatus.QUEUED, ImportStatus.RUNNING),
             updated_at__lt=_stale_before(),
         )
         .select_related("club")
-        .only("import_id", "club__slug")
+        .only("import_id", "club__slug", "status", "updated_at")
         .order_by("pk")
     )
+    claimed = []
     for member_import in stale:
-        _enqueue_run(member_import.pk)
-    return stale
+        if MemberImport.objects.filter(
+            pk=member_import.pk,
+            status__in=(ImportStatus.QUEUED, ImportStatus.RUNNING),
+            updated_at__lt=_stale_before(),
+        ).update(status=ImportStatus.QUEUED, updated_at=timezone.now()):
+            _enqueue_run(member_import.pk)
+            claimed.append(member_import)
+    return claimed
 
 
 def run_import(*, import_pk: int) -> None:

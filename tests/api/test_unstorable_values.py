@@ -81,6 +81,8 @@ def _condition(field: str, value: str) -> str:
             {"0": {"conditions": {"1": {"value": {"1": NOT_FINITE}}}}},
         ),
         ('[{"\\ud800": 1}]', {"0": SURROGATE}),
+        # The first place found, with its own error.
+        ('[{"field": "x\\u0000", "value": 1e400}]', {"0": {"field": NUL}}),
     ],
 )
 @pytest.mark.parametrize(

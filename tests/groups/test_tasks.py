@@ -147,3 +147,29 @@ def test_the_sweep_enqueues_again_a_recomputation_whose_task_was_lost_once_stale
     assert (group.recomputing, group.members_count) == (False, 2)
     assert_consistent(group)
     assert sweep().endswith("0 recomputation(s) pending for 600 s.\n")
+
+
+def test_a_sweep_while_the_queue_is_backed_up_adds_no_second_task(
+    big_club: Club, settings: Any
+) -> None:
+    # Queued, not run: the database backend without its worker.
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.RECOMPUTE_STALE_SECONDS = 600
+    # In the test's transaction its task, enqueued on commit, is never enqueued: lost.
+    group = services.create_group(
+        club=big_club, name="High", audience_conditions=[cond("number", "points", "gte", 5)]
+    )
+    assert DBTaskResult.objects.count() == 0
+
+    def age() -> None:
+        MembersGroup.objects.filter(pk=group.pk).update(
+            recompute_requested_at=timezone.now() - timedelta(seconds=601)
+        )
+
+    age()
+    assert "1 recomputation(s)" in sweep()
+    assert "0 recomputation(s)" in sweep()
+    assert DBTaskResult.objects.count() == 1
+    age()
+    assert "1 recomputation(s)" in sweep()
+    assert DBTaskResult.objects.count() == 2

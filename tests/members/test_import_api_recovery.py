@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from groups.models import MembersGroup
 from loyalty.models import Club
@@ -271,6 +272,29 @@ def test_the_sweep_finishes_imports_whose_worker_died_or_whose_task_was_lost_onc
     assert (lost["status"], lost["created"], lost["rejected"]) == ("done", 0, 7)
     assert Member.objects.filter(club=club).count() == 4
     assert sweep().startswith("0 import(s) unmoved for 60 s")
+
+
+def test_a_sweep_while_the_queue_is_backed_up_adds_no_second_run(
+    api: ClubClient, club: Club, settings: Any, send: Callable[..., Any]
+) -> None:
+    with worker_killed_in_batch(2):
+        send(api, body(*ROWS))
+    # Queued, not run: the database backend without its worker.
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    age_heartbeat(club)
+
+    assert sweep().startswith(f"Resumed import 'crm-1' of club {club.slug}.\n")
+    assert sweep().startswith("0 import(s)")
+
+    assert DBTaskResult.objects.count() == 1
+    # Waiting for its run again, its report as the dead run left it.
+    assert report(api.get("members/imports/crm-1")) == {
+        "status": "queued",
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 0,
+    }
 
 
 def test_a_null_import_id_is_made_up_like_an_absent_one(
