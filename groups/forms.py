@@ -86,8 +86,9 @@ class GroupForm(ServiceModelForm):
         if group is None:
             audiences = self.fields["audience_id"]
             assert isinstance(audiences, forms.ModelChoiceField)
+            # The audiences made as such, not each group's own (its conditions say the same).
             audiences.queryset = (
-                Audience.objects.filter(club__in=self.clubs)
+                Audience.objects.filter(club__in=self.clubs, made_for_group=False)
                 .select_related("club")
                 .order_by("club__name", "name", "pk")
             )
