@@ -99,10 +99,13 @@ class MembersGroupPayloadSerializer(serializers.Serializer[Any]):
 @extend_schema_field(
     {
         "type": "array",
-        "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
-        "description": "Emails, msisdns or member ids (one type per call), normalised like "
-        "the member fields; at most BULK_IDENTIFIERS_MAX (100,000 by default). One that "
-        "cannot be normalised, or a value of another JSON type, is reported in invalid.",
+        # Any JSON value: one that is no identifier is reported, not refused (SPEC section
+        # 2), so the schema must not promise a 4xx for it.
+        "items": {},
+        "description": "Emails, msisdns or member ids (one type per call; strings, or "
+        "integers for ids and msisdns), normalised like the member fields; at most "
+        "BULK_IDENTIFIERS_MAX (100,000 by default). One that cannot be normalised, or a "
+        "value of another JSON type, is reported in invalid, not refused.",
     }
 )
 class IdentifierListField(serializers.Field[list[Any], list[Any], list[Any], Any]):
