@@ -259,10 +259,10 @@ def _holds(column: str, fingerprint: str) -> str:
     return f"coalesce({column}, '') = {fingerprint}"
 
 
-Known = dict[str, tuple[int, int | None]]  # fingerprint -> (member id, line that took it)
+KnownMembers = dict[str, tuple[int, int | None]]  # fingerprint -> (member id, line that took it)
 
 
-def known(club: Club, keyed: list[Keyed], after: int | None = None) -> Known:
+def known(club: Club, keyed: list[Keyed], after: int | None = None) -> KnownMembers:
     """The club's members holding these rows' fingerprints, each with the row's email,
     msisdn or id: fingerprint -> (id, line that took it).
 
@@ -279,7 +279,7 @@ def known(club: Club, keyed: list[Keyed], after: int | None = None) -> Known:
     return {**found, **_known_by_identifier(club, rest)} if rest else found
 
 
-def _known_after(club: Club, keyed: list[Keyed], after: int) -> Known:
+def _known_after(club: Club, keyed: list[Keyed], after: int) -> KnownMembers:
     """``known`` among the ``len(keyed)`` members after id ``after``, matched here."""
     with connection.cursor() as cursor:
         # The members are taken first, then joined: with the join under the LIMIT, the
@@ -294,7 +294,7 @@ def _known_after(club: Club, keyed: list[Keyed], after: int) -> Known:
             [club.pk, after, len(keyed), after],
         )
         holders = {row[1]: row for row in cursor.fetchall() if row[1] is not None}
-    found: Known = {}
+    found: KnownMembers = {}
     for fingerprint, name, value in keyed:
         holder = holders.get(fingerprint)
         # The same test as the lookup's: the member holds the fingerprint and the identifier.
@@ -305,7 +305,7 @@ def _known_after(club: Club, keyed: list[Keyed], after: int) -> Known:
     return found
 
 
-def _known_by_identifier(club: Club, keyed: list[Keyed]) -> Known:
+def _known_by_identifier(club: Club, keyed: list[Keyed]) -> KnownMembers:
     """``known`` through the unique index of each row's identifier."""
     seen = _temp(SEEN_TABLE)
     # Each pair is "<fingerprint> <value>": the value starts at a fixed offset.
