@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,8 +18,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
-from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -124,21 +122,6 @@ GROUP_MEMBERS_PARAMETERS = [
         "the sort of the group), and after_id cannot be given.",
     ),
 ]
-
-
-class FormatInPath(DefaultContentNegotiation):
-    """Negotiation for a path that names its format (``members.csv``): there is none.
-
-    The view writes that format whatever the Accept header or ``?format=`` asks, as a file
-    download would, and its errors are rendered by its only renderer, JSON. A client whose
-    library sends ``Accept: application/json`` everywhere gets the file, not a 406.
-    """
-
-    def select_renderer(
-        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
-    ) -> tuple[BaseRenderer, str]:
-        renderer = next(iter(renderers))
-        return renderer, renderer.media_type
 
 
 @extend_schema_view(
@@ -355,8 +338,6 @@ class MembersGroupViewSet(ClubScopedViewSet):
         url_name="members-csv",
         pagination_class=None,
         filter_backends=[],
-        renderer_classes=[JSONRenderer],
-        content_negotiation_class=FormatInPath,
     )
     def members_csv(
         self, request: Request, loyalty_club_slug: str, pk: str

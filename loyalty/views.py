@@ -249,7 +249,7 @@ class ClubScopedViewSet(GenericViewSet[Any]):
         return instance
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
-        # The browsable API and OPTIONS describe writes with this: give them the input shape.
+        # OPTIONS describes writes with this: give it the input shape.
         action: str | None = self.action
         if action == "metadata":  # OPTIONS asks once per method, on a request cloned to it
             method = self.request.method
