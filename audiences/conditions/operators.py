@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from django.apps import apps
 from django.db.models import (
     BooleanField,
+    Count,
     Exists,
     F,
     FloatField,
@@ -92,7 +93,7 @@ class VendorSQL(Func):
         output_field: Any = None,
     ) -> None:
         super().__init__(F(column), output_field=output_field or BooleanField())
-        if not all(KEY.match(key) for key in keys):
+        if not all(KEY.fullmatch(key) for key in keys):
             raise ValueError("unsafe JSON key")
         self.keys = list(keys)
         self.by_vendor = {"postgresql": postgresql, "sqlite": sqlite}
@@ -374,7 +375,17 @@ def _array_any(leaf: Leaf, ctx: Context) -> Condition:
 def _array_all(leaf: Leaf, ctx: Context) -> Condition:
     wanted = list(dict.fromkeys(leaf.value))
     if leaf.field == "members_group_ids":
-        return reduce(and_, [Q(Exists(_memberships(ctx).filter(group_id=g))) for g in wanted])
+        # One grouped subquery however many groups: the member's rows in them number them
+        # all (a member is in a group at most once). An EXISTS per group nested the SQL as
+        # deep as the list is long, which SQLite refuses ("expression tree too deep").
+        in_all = (
+            _memberships(ctx)
+            .filter(group_id__in=wanted)
+            .values("member_id")
+            .annotate(groups=Count("group_id"))
+            .filter(groups=len(wanted))
+        )
+        return Exists(in_all)
     return VendorSQL(
         *_source(leaf),
         postgresql=(
