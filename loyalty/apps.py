@@ -3,8 +3,10 @@
 from typing import Any
 
 from django.apps import AppConfig
+from django.core import checks
 from django.core.management import call_command
 from django.db import connections
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate, pre_migrate
 
 
@@ -38,6 +40,12 @@ class LoyaltyConfig(AppConfig):
     verbose_name = "Loyalty clubs"
 
     def ready(self) -> None:
+        from loyalty import casefold
+
+        connection_created.connect(
+            casefold.register_sqlite_function, dispatch_uid="loyalty.sqlite_fold_case"
+        )
+        checks.register(casefold.check_icu_collation, checks.Tags.database)
         pre_migrate.connect(_before_migrate, dispatch_uid="loyalty.sqlite_legacy_alter_on")
         post_migrate.connect(_after_migrate, dispatch_uid="loyalty.sqlite_legacy_alter_off")
         post_migrate.connect(

@@ -38,15 +38,14 @@ from django.db.models.lookups import (
     Exact,
     GreaterThan,
     GreaterThanOrEqual,
-    IContains,
     In,
     IsNull,
-    IStartsWith,
     LessThan,
     LessThanOrEqual,
 )
 
 from audiences.conditions.grammar import BUILT_IN_FIELDS, KEY, Leaf, msisdn_fragment
+from loyalty import casefold
 from members.normalize import InvalidIdentifier, normalize_msisdn
 
 if TYPE_CHECKING:
@@ -222,8 +221,8 @@ def _fragment(leaf: Leaf) -> str:
 STRING: dict[str, Callable[[Leaf, Context], Condition]] = {
     "eq": lambda leaf, ctx: Exact(_string(leaf), _stored_form(leaf, leaf.value)),
     "in": lambda leaf, ctx: In(_string(leaf), [_stored_form(leaf, v) for v in leaf.value]),
-    "match": lambda leaf, ctx: IContains(_string(leaf), _fragment(leaf)),
-    "starts_with": lambda leaf, ctx: IStartsWith(_string(leaf), _fragment(leaf)),
+    "match": lambda leaf, ctx: casefold.contains(_string(leaf), _fragment(leaf)),
+    "starts_with": lambda leaf, ctx: casefold.starts_with(_string(leaf), _fragment(leaf)),
     "present": _present,
 }
 
