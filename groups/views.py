@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.http import Http404, StreamingHttpResponse
@@ -23,7 +24,7 @@ from rest_framework.response import Response
 
 from groups import selectors, services
 from groups.exports import EXPORT_COLUMNS, members_csv_response
-from groups.filters import MembersGroupFilter, MembershipEventFilter
+from groups.filters import MembersGroupFilterSet, MembershipEventFilterSet
 from groups.models import MembersGroup, MembershipEvent
 from groups.serializers import (
     BulkAddReportSerializer,
@@ -37,19 +38,19 @@ from groups.serializers import (
     MembershipEventSerializer,
 )
 from loyalty.errors import InvalidParameters
+from loyalty.filtering import QueryFilterBackend
 from loyalty.pagination import (
     DIRECTIONS,
-    NoNulCharacters,
+    PAGE_QUERY,
+    SORT_QUERY,
     PageRequest,
     SortOrder,
     after_id_param,
-    choice_param,
-    date_param,
     keyset_pagination_info,
     paginated_by,
     pagination_info,
+    parsed_param,
     sort_keys,
-    time_param,
 )
 from loyalty.permits import (
     GROUPS_ADD_MEMBERS,
@@ -62,8 +63,9 @@ from loyalty.permits import (
     GROUPS_UPDATE,
     MEMBERS_SHOW,
 )
+from loyalty.query import Parameter, choice, day, moment
 from loyalty.views import API_SOURCE, ClubScopedViewSet
-from members.filters import MemberFilter
+from members.filters import MemberFilterSet
 from members.models import Member
 from members.serializers import MemberSerializer
 from members.views import MEMBER_SORTABLE, MembersPagination
@@ -156,8 +158,15 @@ class MembersGroupViewSet(ClubScopedViewSet):
         "remove_members": BulkIdentifiersSerializer,
     }
     pagination_class = GroupsPagination
-    filter_backends = [NoNulCharacters, MembersGroupFilter, SortOrder]
+    filter_backends = [QueryFilterBackend, SortOrder]
+    filterset_class = MembersGroupFilterSet
     sortable_fields = GROUP_SORTABLE
+    query_parameters = {
+        "list": (*PAGE_QUERY, *SORT_QUERY),
+        "members": (*PAGE_QUERY, *SORT_QUERY, Parameter("after_id"), Parameter("at")),
+        "events": (*PAGE_QUERY, *SORT_QUERY),
+        "stats": (Parameter("since"), Parameter("until"), Parameter("interval")),
+    }
     required_permits = {
         "list": GROUPS_LIST,
         "create": GROUPS_CREATE,
@@ -215,12 +224,13 @@ class MembersGroupViewSet(ClubScopedViewSet):
         methods=["get"],
         url_path="members",
         pagination_class=MembersPagination,
-        filter_backends=[NoNulCharacters, MemberFilter],
+        # For the schema: the action applies the member filters itself.
+        filter_backends=[QueryFilterBackend],
+        filterset_class=MemberFilterSet,
     )
     def members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
-        query = request.query_params
-        NoNulCharacters().filter_queryset(request, Member.objects.none(), self)
-        at = time_param(query, "at")
+        query = self.query
+        at = parsed_param(query, "at", moment)
         group = self.get_object() if at is None else self.group_or_history()
         page = PageRequest.from_query(query)
         after_id = after_id_param(query)
@@ -229,10 +239,8 @@ class MembersGroupViewSet(ClubScopedViewSet):
         if by_fields and after_id is not None:
             raise InvalidParameters.field("after_id", "requires_sort_by_id")
         only = (
-            MemberFilter().filter_queryset(
-                request, Member.objects.filter(club_id=group.club_id), self
-            )
-            if MemberFilter.given(query)
+            MemberFilterSet.apply(query, Member.objects.filter(club_id=group.club_id))
+            if MemberFilterSet.given(query)
             else None
         )
         if by_fields:
@@ -376,12 +384,13 @@ class MembersGroupViewSet(ClubScopedViewSet):
         methods=["get"],
         url_path="events",
         pagination_class=paginated_by("events"),
-        filter_backends=[NoNulCharacters, MembershipEventFilter],
+        filter_backends=[QueryFilterBackend],
+        filterset_class=MembershipEventFilterSet,
         serializer_class=MembershipEventSerializer,
     )
     def events(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
         group = self.group_or_history()
-        keys = sort_keys(request.query_params, ("created_at",))
+        keys = sort_keys(self.query, ("created_at",))
         newest_first = keys[0].descending if keys else True
         events = MembershipEvent.objects.filter(club_id=group.club_id, group_id=group.pk)
         order = ("-created_at", "-id") if newest_first else ("created_at", "id")
@@ -401,15 +410,20 @@ class MembersGroupViewSet(ClubScopedViewSet):
         responses={200: GroupStatsSerializer},
     )
     @action(
-        detail=True, methods=["get"], url_path="stats", filter_backends=[], pagination_class=None
+        detail=True,
+        methods=["get"],
+        url_path="stats",
+        filter_backends=[],
+        filterset_class=None,
+        pagination_class=None,
     )
     def stats(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
         group = self.group_or_history()
-        query = request.query_params
-        interval = choice_param(query, "interval", [*INTERVALS]) or "day"
+        query = self.query
+        interval = parsed_param(query, "interval", partial(choice, choices=[*INTERVALS])) or "day"
         today = timezone.now().astimezone(ZoneInfo(group.club.timezone)).date()
-        until = date_param(query, "until") or today
-        since = date_param(query, "since") or until - timedelta(days=29)
+        until = parsed_param(query, "until", day) or today
+        since = parsed_param(query, "since", day) or until - timedelta(days=29)
         if since > until:
             raise InvalidParameters.field("since", "after_until")
         if (until - since).days // INTERVALS[interval] >= MAX_INTERVALS:
@@ -462,8 +476,10 @@ class MemberGroupsViewSet(ClubScopedViewSet):
     queryset = MembersGroup.objects.none()  # for the schema: rows come from the selector
     serializer_class = MemberGroupSerializer
     pagination_class = GroupsPagination
-    filter_backends = [NoNulCharacters, MembersGroupFilter, SortOrder]
+    filter_backends = [QueryFilterBackend, SortOrder]
+    filterset_class = MembersGroupFilterSet
     sortable_fields = GROUP_SORTABLE
+    query_parameters = {"list": (*PAGE_QUERY, *SORT_QUERY)}
     required_permits = {"list": MEMBERS_SHOW}
 
     def list(self, request: Request, loyalty_club_slug: str, member_pk: str) -> Response:

@@ -6,7 +6,8 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from loyalty.pagination import NoNulCharacters, SortOrder, paginated_by
+from loyalty.filtering import QueryFilterBackend
+from loyalty.pagination import PAGE_QUERY, SORT_QUERY, SortOrder, paginated_by
 from loyalty.permits import (
     MEMBERS_CREATE,
     MEMBERS_DESTROY,
@@ -16,15 +17,13 @@ from loyalty.permits import (
 )
 from loyalty.views import API_SOURCE, ClubScopedViewSet
 from members import selectors, services
-from members.filters import MemberFilter
+from members.filters import MemberFilterSet
 from members.models import Member
 from members.serializers import MemberPayloadSerializer, MemberSerializer
 
 MembersPagination = paginated_by("members")
 # The fields a list of members sorts by (``sort_by[]``): the club's, and a group's.
 MEMBER_SORTABLE = ("id", "email", "msisdn", "created_at", "updated_at")
-# Query parameters that page or sort the list without narrowing it.
-UNFILTERED = {"page_no", "per_page", "sort_by[]", "sort_directions[]"}
 
 
 @extend_schema_view(
@@ -44,8 +43,10 @@ class MemberViewSet(ClubScopedViewSet):
         "partial_update": MemberPayloadSerializer,
     }
     pagination_class = MembersPagination
-    filter_backends = [NoNulCharacters, MemberFilter, SortOrder]
+    filter_backends = [QueryFilterBackend, SortOrder]
+    filterset_class = MemberFilterSet
     sortable_fields = MEMBER_SORTABLE
+    query_parameters = {"list": (*PAGE_QUERY, *SORT_QUERY)}
     required_permits = {
         "list": MEMBERS_LIST,
         "create": MEMBERS_CREATE,
@@ -56,7 +57,7 @@ class MemberViewSet(ClubScopedViewSet):
     }
 
     def list(self, request: Request, loyalty_club_slug: str) -> Response:
-        if request.query_params.keys() <= UNFILTERED:
+        if not MemberFilterSet.given(self.query):
             # Every member of the club: the stored count is exact and needs no count(*).
             self.total_count = selectors.stored_members_count(self.club)
         return self.paginated(self.get_queryset())
