@@ -137,7 +137,9 @@ GROUP_MEMBERS_PARAMETERS = [
     retrieve=extend_schema(summary="Show a members group"),
     update=extend_schema(
         summary="Update a members group",
-        description="System groups: 405. audience_id/audience_conditions on a manual group: 422.",
+        description="System groups: 405, whatever the body. A manual group takes its own "
+        "audience_id and audience_conditions echoed back unchanged (a group read and sent back "
+        "whole); a change of them is 422.",
     ),
     partial_update=extend_schema(summary="Update some fields of a members group"),
     destroy=extend_schema(
@@ -198,9 +200,9 @@ class MembersGroupViewSet(ClubScopedViewSet):
         return self.render(self.get_object())
 
     def update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
-        group = services.update_group(
-            group=self.get_object(), actor=self.actor, **self.payload(request)
-        )
+        group = self.get_object()
+        services.refuse_system(group)  # before the body is read: 405 whatever it holds
+        group = services.update_group(group=group, actor=self.actor, **self.payload(request))
         return self.render(group)
 
     def partial_update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
@@ -290,8 +292,10 @@ class MembersGroupViewSet(ClubScopedViewSet):
     )
     @members.mapping.post
     def add_members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        group = self.get_object()
+        services.refuse_membership_by_hand(group)  # 405 whatever the body holds
         result = services.add_members(
-            group=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
+            group=group, source=API_SOURCE, actor=self.actor, **self.payload(request)
         )
         return Response(BulkAddReportSerializer(result).data)
 
@@ -302,8 +306,10 @@ class MembersGroupViewSet(ClubScopedViewSet):
     )
     @members.mapping.delete
     def remove_members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        group = self.get_object()
+        services.refuse_membership_by_hand(group)  # 405 whatever the body holds
         result = services.remove_members(
-            group=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
+            group=group, source=API_SOURCE, actor=self.actor, **self.payload(request)
         )
         return Response(BulkRemoveReportSerializer(result).data)
 
