@@ -285,7 +285,9 @@ class ClubScopedViewSet(GenericViewSet[Any]):
             # DRF reads an empty body as {} without calling the parser.
             raise exceptions.ParseError(EMPTY_BODY)
         serializer = self.input_serializers[self.action](
-            data=request.data, context=self.get_serializer_context()
+            data=request.data,
+            context=self.get_serializer_context(),
+            partial=self.action == "partial_update",
         )
         if not serializer.is_valid():
             raise InvalidParameters(details=validation_details(serializer.errors, serializer))

@@ -30,8 +30,18 @@ MEMBER_SORTABLE = ("id", "email", "msisdn", "created_at", "updated_at")
     list=extend_schema(summary="List members"),
     create=extend_schema(summary="Create a member"),
     retrieve=extend_schema(summary="Show a member"),
-    update=extend_schema(summary="Update a member"),
-    partial_update=extend_schema(summary="Update some fields of a member"),
+    update=extend_schema(
+        summary="Replace a member",
+        description="Every writable field is replaced: one not sent goes back to its default "
+        "(no email or msisdn, empty properties, consents and arrays, the default statuses); "
+        "email or msisdn must remain.",
+    ),
+    partial_update=extend_schema(
+        summary="Update some fields of a member",
+        description="Only the fields sent change. properties and consents are merged into "
+        "the stored ones by JSON Merge Patch (RFC 7396): a key sent is set, a null removes "
+        "it, the others stay.",
+    ),
     destroy=extend_schema(summary="Destroy a member"),
 )
 class MemberViewSet(ClubScopedViewSet):
@@ -72,13 +82,16 @@ class MemberViewSet(ClubScopedViewSet):
         return self.render(self.get_object())
 
     def update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
-        member = services.update_member(
+        member = services.replace_member(
             member=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
         )
         return self.render(member)
 
     def partial_update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
-        return self.update(request, loyalty_club_slug, pk)
+        member = services.patch_member(
+            member=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
+        )
+        return self.render(member)
 
     def destroy(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
         services.delete_member(member=self.get_object(), source=API_SOURCE, actor=self.actor)
