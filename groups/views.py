@@ -63,7 +63,7 @@ from loyalty.permits import (
     GROUPS_UPDATE,
     MEMBERS_SHOW,
 )
-from loyalty.query import Parameter, choice, day, moment
+from loyalty.query import Parameter, boolean, choice, day, moment
 from loyalty.views import API_SOURCE, ClubScopedViewSet
 from members.filters import MemberFilterSet
 from members.models import Member
@@ -168,6 +168,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
         "members": (*PAGE_QUERY, *SORT_QUERY, Parameter("after_id"), Parameter("at")),
         "events": (*PAGE_QUERY, *SORT_QUERY),
         "stats": (Parameter("since"), Parameter("until"), Parameter("interval")),
+        "members_csv": (Parameter("escape_formulas"),),
     }
     required_permits = {
         "list": GROUPS_LIST,
@@ -320,7 +321,10 @@ class MembersGroupViewSet(ClubScopedViewSet):
         "it is read (any size; no pages). Columns: " + ", ".join(EXPORT_COLUMNS) + "; "
         "joined_at in UTC (ISO 8601), properties as JSON, an absent email or msisdn empty. "
         "The path names the format: the body is CSV whatever the Accept header says, and "
-        f"errors are JSON. Permit: {GROUPS_SHOW}, as for listing the group's members.",
+        f"errors are JSON. Permit: {GROUPS_SHOW}, as for listing the group's members. The "
+        "cells are the data as stored; escape_formulas=true puts a ' before any cell that "
+        "starts with =, +, -, @, a tab or a carriage return, which spreadsheets would run as "
+        "a formula.",
         responses={
             (200, "text/csv"): OpenApiResponse(
                 OpenApiTypes.STR,
@@ -342,7 +346,13 @@ class MembersGroupViewSet(ClubScopedViewSet):
                 OpenApiParameter.HEADER,
                 response=[200],
                 description='attachment; filename="members-group-<id>.csv"',
-            )
+            ),
+            OpenApiParameter(
+                "escape_formulas",
+                bool,
+                description="Escape the cells a spreadsheet would run as formulas (OWASP's "
+                "' prefix). Default false: the data as stored.",
+            ),
         ],
     )
     @action(
@@ -352,11 +362,15 @@ class MembersGroupViewSet(ClubScopedViewSet):
         url_name="members-csv",
         pagination_class=None,
         filter_backends=[],
+        filterset_class=None,
     )
     def members_csv(
         self, request: Request, loyalty_club_slug: str, pk: str
     ) -> StreamingHttpResponse:
-        return members_csv_response(self.get_object(), with_body=request.method != "HEAD")
+        escape = parsed_param(self.query, "escape_formulas", boolean) or False
+        return members_csv_response(
+            self.get_object(), with_body=request.method != "HEAD", escape_formulas=escape
+        )
 
     def group_or_history(self) -> MembersGroup:
         """The group, or for a destroyed one whose events remain, a stand-in with no members:
