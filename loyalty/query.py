@@ -17,10 +17,10 @@ stats, the CSV download), so that no filter is ever dropped in silence:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.http import QueryDict
 from django.utils.dateparse import parse_date, parse_datetime
@@ -36,6 +36,8 @@ PART = re.compile(r"\[([^\[\]]*)\]")
 # A property key: no brackets, no control characters.
 KEY = re.compile(r"[^\[\]\x00-\x1f\x7f]+")
 INDEX = re.compile(r"[0-9]{1,9}")
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -161,14 +163,20 @@ def choice(raw: str, choices: Sequence[str]) -> str:
     return raw
 
 
-def moment(raw: str) -> datetime:
-    """An ISO 8601 date and time, in UTC; without an offset it is UTC."""
+def _parsed(parse: Callable[[str], _T | None], raw: str, code: str) -> _T:
+    """``raw`` parsed by Django's date parser ``parse`` (None or ValueError: refused)."""
     try:
-        parsed = parse_datetime(raw.strip())
-    except ValueError:
+        parsed = parse(raw.strip())
+    except ValueError:  # well formed but out of range, e.g. month 13
         parsed = None
     if parsed is None:
-        raise BadValue("invalid_datetime", value=raw)
+        raise BadValue(code, value=raw)
+    return parsed
+
+
+def moment(raw: str) -> datetime:
+    """An ISO 8601 date and time, in UTC; without an offset it is UTC."""
+    parsed = _parsed(parse_datetime, raw, "invalid_datetime")
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     try:
@@ -180,10 +188,4 @@ def moment(raw: str) -> datetime:
 
 def day(raw: str) -> date:
     """A calendar date, YYYY-MM-DD."""
-    try:
-        parsed = parse_date(raw.strip())
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise BadValue("invalid_date", value=raw)
-    return parsed
+    return _parsed(parse_date, raw, "invalid_date")

@@ -14,6 +14,7 @@ from groups.models import MembersGroup, MembershipEvent
 from loyalty.models import Club
 from members.models import Member
 from tests.factories import GroupFactory, MemberFactory
+from tests.helpers import cond
 
 pytestmark = pytest.mark.django_db
 
@@ -396,15 +397,7 @@ def test_automatic_groups_follow_a_merged_patch_and_a_replacing_put(
     gold = group_services.create_group(
         club=club,
         name="Gold",
-        audience_conditions=[
-            {
-                "condition_group": "member_properties",
-                "type": "string",
-                "field": "tier",
-                "operator": "eq",
-                "value": "gold",
-            }
-        ],
+        audience_conditions=[cond("string", "tier", "eq", "gold")],
     )
 
     patched = api.patch(f"members/{member.pk}", {"properties": {"city": "Oslo"}})
