@@ -47,7 +47,8 @@ OPERATIONS = [
     ("get", "members", permits.MEMBERS_LIST, None),
     ("post", "members", permits.MEMBERS_CREATE, {"email": "new@example.com"}),
     ("get", "members/{member}", permits.MEMBERS_SHOW, None),
-    ("put", "members/{member}", permits.MEMBERS_UPDATE, {"sms_status": "enabled"}),
+    # PUT replaces the member whole: it must name an identifier.
+    ("put", "members/{member}", permits.MEMBERS_UPDATE, {"email": "put@example.com"}),
     ("patch", "members/{member}", permits.MEMBERS_UPDATE, {"sms_status": "enabled"}),
     ("delete", "members/{member}", permits.MEMBERS_DESTROY, None),
     ("get", "members/{member}/members_groups", permits.MEMBERS_SHOW, None),
