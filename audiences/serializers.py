@@ -4,28 +4,91 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from audiences.conditions import as_condition_list
+from audiences.conditions import as_condition_list, grammar
 from audiences.models import Audience
+from loyalty.components import SCHEMAS, component, enum
 from loyalty.fields import StrictCharField, StrictIntegerField, reject_unstorable_at
 from loyalty.pagination import MAX_ID
 
+LEAF_OPERATORS = tuple(dict.fromkeys(op for ops in grammar.OPERATORS.values() for op in ops))
+# SPEC section 4 as schema components: the platform's condition (a leaf), and the node that
+# nests conditions, referring back to the union of both.
+CONDITION = component(
+    "Condition",
+    {
+        "oneOf": [
+            component(
+                "ConditionLeaf",
+                {
+                    "type": "object",
+                    "description": "One test of a member's field. The operators each type "
+                    "takes: "
+                    + "; ".join(f"{t}: {', '.join(ops)}" for t, ops in grammar.OPERATORS.items())
+                    + ". condition_group consents tests consents.<name> (type boolean); "
+                    "absent, it is member_properties.",
+                    "required": ["type", "field", "operator"],
+                    "properties": {
+                        "condition_group": enum("ConditionGroupEnum", grammar.CONDITION_GROUPS),
+                        "type": enum("ConditionTypeEnum", grammar.TYPES),
+                        "field": {
+                            "type": "string",
+                            "description": "A member field (email, msisdn, created_at, "
+                            "members_group_ids, ...), a property key, or consents.<name>.",
+                        },
+                        "operator": enum("ConditionOperatorEnum", LEAF_OPERATORS),
+                        "value": {
+                            "nullable": True,
+                            "description": "What the operator compares with: a string, "
+                            "number, boolean or date (YYYY-MM-DD), an array of them (in, "
+                            "not_in, any, all, none), two for between, a number of days; "
+                            "absent for empty, not_empty, present and blank.",
+                        },
+                    },
+                },
+            ),
+            component(
+                "ConditionNode",
+                {
+                    "type": "object",
+                    "description": "and: all of its conditions hold; or: any of them; not: "
+                    "they do not all hold.",
+                    "required": ["operator", "conditions"],
+                    "properties": {
+                        "operator": enum("ConditionNodeOperatorEnum", grammar.BRANCH_OPERATORS),
+                        "conditions": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"$ref": SCHEMAS + "Condition"},
+                        },
+                    },
+                },
+            ),
+        ],
+        "description": "A condition (a leaf) or a node of conditions (and, or, not).",
+    },
+)
+CONDITION_EXAMPLE = {
+    "condition_group": "member_properties",
+    "type": "string",
+    "field": "email",
+    "operator": "match",
+    "value": "@gmail.",
+}
 CONDITIONS_SCHEMA = {
     "type": "array",
-    "items": {"type": "object", "additionalProperties": True},
+    "items": CONDITION,
     "description": "Audience conditions (SPEC section 4), all of which must hold, e.g. "
     '[{"condition_group": "member_properties", "type": "array", '
     '"field": "members_group_ids", "operator": "any", "value": [6813]}].',
 }
-
-
 # Sent, the conditions may also be one condition object: it counts as a one-element array.
 CONDITIONS_PAYLOAD_SCHEMA = {
     "oneOf": [
         {key: value for key, value in CONDITIONS_SCHEMA.items() if key != "description"},
-        {"type": "object", "additionalProperties": True},
+        CONDITION,
     ],
     "description": f"{CONDITIONS_SCHEMA['description']} A single condition object counts "
     "as a one-element array.",
@@ -51,6 +114,21 @@ class ConditionsPayloadField(ConditionsField):
         return super().to_internal_value(as_condition_list(data))
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "An audience",
+            value={
+                "id": 4021,
+                "name": "Gmail users",
+                "conditions": [CONDITION_EXAMPLE],
+                "created_at": "2025-03-01T09:30:00Z",
+                "updated_at": "2025-03-01T09:30:00Z",
+            },
+            response_only=True,
+        )
+    ]
+)
 class AudienceSerializer(serializers.ModelSerializer[Audience]):
     conditions = ConditionsField(read_only=True)
 
@@ -60,6 +138,15 @@ class AudienceSerializer(serializers.ModelSerializer[Audience]):
         read_only_fields = fields
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Members with a Gmail address",
+            value={"name": "Gmail users", "conditions": [CONDITION_EXAMPLE]},
+            request_only=True,
+        )
+    ]
+)
 class AudiencePayloadSerializer(serializers.Serializer[Any]):
     """Create and update: ``id``, timestamps and anything unknown are ignored."""
 
@@ -67,6 +154,26 @@ class AudiencePayloadSerializer(serializers.Serializer[Any]):
     conditions = ConditionsPayloadField(required=False)
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Gmail or Hotmail users, as the rule of group 6813",
+            value={
+                "conditions": [
+                    {
+                        "operator": "or",
+                        "conditions": [
+                            CONDITION_EXAMPLE,
+                            {**CONDITION_EXAMPLE, "value": "@hotmail."},
+                        ],
+                    }
+                ],
+                "members_group_id": 6813,
+            },
+            request_only=True,
+        )
+    ]
+)
 class PreviewPayloadSerializer(serializers.Serializer[Any]):
     conditions = ConditionsPayloadField()
     members_group_id = StrictIntegerField(
@@ -91,6 +198,25 @@ class ImpactSerializer(serializers.Serializer[Any]):
     )
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Two members match; one would join the group",
+            value={
+                "count": 2,
+                "member_ids": [1234567, 1234568],
+                "impact": {
+                    "members_group_id": 6813,
+                    "joining": 1,
+                    "leaving": 0,
+                    "joining_sample": [1234568],
+                    "leaving_sample": [],
+                },
+            },
+            response_only=True,
+        )
+    ]
+)
 class PreviewSerializer(serializers.Serializer[Any]):
     count = serializers.IntegerField(help_text="How many of the club's members match.")
     member_ids = serializers.ListField(

@@ -30,16 +30,21 @@ from loyalty.views import ClubScopedViewSet
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List audiences"),
-    create=extend_schema(summary="Create an audience"),
-    retrieve=extend_schema(summary="Show an audience"),
+    list=extend_schema(operation_id="list_audiences", summary="List audiences"),
+    create=extend_schema(operation_id="create_audience", summary="Create an audience"),
+    retrieve=extend_schema(operation_id="get_audience", summary="Show an audience"),
     update=extend_schema(
+        operation_id="update_audience",
         summary="Update an audience",
         description="The conditions of a manual or system group's own audience: 405.",
     ),
-    partial_update=extend_schema(summary="Update some fields of an audience"),
+    partial_update=extend_schema(
+        operation_id="patch_audience", summary="Update some fields of an audience"
+    ),
     destroy=extend_schema(
-        summary="Destroy an audience", description="An audience used by a group: 405."
+        operation_id="delete_audience",
+        summary="Destroy an audience",
+        description="An audience used by a group: 405.",
     ),
 )
 class AudienceViewSet(ClubScopedViewSet):
@@ -65,7 +70,12 @@ class AudienceViewSet(ClubScopedViewSet):
         "destroy": AUDIENCES_DESTROY,
         "preview": AUDIENCES_PREVIEW,
     }
-    not_allowed_actions = frozenset({"update", "partial_update", "destroy"})
+    lookup_url_kwarg = "audience_id"
+    not_allowed_actions = {
+        "update": services.AudienceOwnedByGroup.message,
+        "partial_update": services.AudienceOwnedByGroup.message,
+        "destroy": services.AudienceInUse.message,
+    }
 
     def list(self, request: Request, loyalty_club_slug: str) -> Response:
         return self.paginated(self.get_queryset())
@@ -74,21 +84,24 @@ class AudienceViewSet(ClubScopedViewSet):
         audience = services.create_audience(club=self.club, **self.payload(request))
         return self.render(audience, status=201)
 
-    def retrieve(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def retrieve(self, request: Request, loyalty_club_slug: str, audience_id: str) -> Response:
         return self.render(self.get_object())
 
-    def update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def update(self, request: Request, loyalty_club_slug: str, audience_id: str) -> Response:
         audience = services.update_audience(audience=self.get_object(), **self.payload(request))
         return self.render(audience)
 
-    def partial_update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
-        return self.update(request, loyalty_club_slug, pk)
+    def partial_update(
+        self, request: Request, loyalty_club_slug: str, audience_id: str
+    ) -> Response:
+        return self.update(request, loyalty_club_slug, audience_id)
 
-    def destroy(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def destroy(self, request: Request, loyalty_club_slug: str, audience_id: str) -> Response:
         services.delete_audience(audience=self.get_object())
         return Response(status=204)
 
     @extend_schema(
+        operation_id="preview_audience",
         summary="Preview conditions",
         description="The number of the club's members matching the conditions and the ids "
         "of the first 100, ascending; nothing is saved. With members_group_id, also the "

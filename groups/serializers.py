@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from audiences.serializers import ConditionsField, ConditionsPayloadField
+from audiences.serializers import CONDITION_EXAMPLE, ConditionsField, ConditionsPayloadField
 from groups.models import MembersGroup, MembershipEvent
 from loyalty.fields import (
     UNSTORABLE,
@@ -18,9 +18,36 @@ from loyalty.fields import (
     unstorable,
 )
 from loyalty.pagination import MAX_ID
+from members.models import MemberIdentifierType
 from members.selectors import IDENTIFIER_TYPES
 
+MEMBERS_GROUP_EXAMPLE = {
+    "id": 6813,
+    "name": "Red",
+    "type": "Color",
+    "description": "Lorem ipsum",
+    "automatic": False,
+    "system": False,
+    "audience_id": 4021,
+    "audience_conditions": [
+        {
+            "condition_group": "member_properties",
+            "type": "array",
+            "field": "members_group_ids",
+            "operator": "any",
+            "value": [6813],
+        }
+    ],
+    "members_count": 2,
+    "recomputing": False,
+    "created_at": "2025-03-01T09:30:00Z",
+    "updated_at": "2025-03-01T09:30:00Z",
+}
 
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("A manual group", value=MEMBERS_GROUP_EXAMPLE, response_only=True)]
+)
 class MembersGroupSerializer(serializers.ModelSerializer[MembersGroup]):
     audience_id = serializers.IntegerField(read_only=True, help_text="The related audience.")
     audience_conditions = ConditionsField(
@@ -49,6 +76,20 @@ class MembersGroupSerializer(serializers.ModelSerializer[MembersGroup]):
         read_only_fields = fields
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A manual group",
+            value={"name": "Red", "type": "Color", "description": "Lorem ipsum"},
+            request_only=True,
+        ),
+        OpenApiExample(
+            "An automatic group",
+            value={"name": "Gmail users", "audience_conditions": [CONDITION_EXAMPLE]},
+            request_only=True,
+        ),
+    ]
+)
 class MembersGroupPayloadSerializer(serializers.Serializer[Any]):
     """Create and update. ``id``, ``automatic``, ``members_count`` and unknown keys are ignored.
 
@@ -146,8 +187,24 @@ class IdentifierListField(serializers.Field[list[Any], list[Any], list[Any], Any
         return value
 
 
+BULK_EXAMPLE = ["ola.nordmann@example.com", "Kari.Nordmann@example.com", "nobody@example.com", "x"]
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Four emails",
+            value={"identifier_type": "email", "identifiers": BULK_EXAMPLE},
+            request_only=True,
+        )
+    ]
+)
 class BulkIdentifiersSerializer(serializers.Serializer[Any]):
-    identifier_type = serializers.ChoiceField(choices=IDENTIFIER_TYPES)
+    # The member import's identifier types (one enum in the schema), in the order the 422
+    # lists them.
+    identifier_type = serializers.ChoiceField(
+        choices=[(value, MemberIdentifierType(value).label) for value in IDENTIFIER_TYPES]
+    )
     identifiers = IdentifierListField()
 
 
@@ -159,6 +216,21 @@ NOT_FOUND_HELP = "Identifiers of no member of the club, as sent (the first spell
 INVALID_HELP = "Identifiers that cannot be normalised, as sent."
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Two added, one unknown, one malformed",
+            value={
+                "members_group": MEMBERS_GROUP_EXAMPLE,
+                "added": 2,
+                "already_members": 0,
+                "not_found": ["nobody@example.com"],
+                "invalid": ["x"],
+            },
+            response_only=True,
+        )
+    ]
+)
 class BulkAddReportSerializer(serializers.Serializer[Any]):
     members_group = MembersGroupSerializer(source="group")
     added = serializers.IntegerField(source="changed")
@@ -167,6 +239,21 @@ class BulkAddReportSerializer(serializers.Serializer[Any]):
     invalid = _identifiers(INVALID_HELP)
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Two removed, one unknown, one malformed",
+            value={
+                "members_group": {**MEMBERS_GROUP_EXAMPLE, "members_count": 0},
+                "removed": 2,
+                "not_members": 0,
+                "not_found": ["nobody@example.com"],
+                "invalid": ["x"],
+            },
+            response_only=True,
+        )
+    ]
+)
 class BulkRemoveReportSerializer(serializers.Serializer[Any]):
     members_group = MembersGroupSerializer(source="group")
     removed = serializers.IntegerField(source="changed")
@@ -175,6 +262,21 @@ class BulkRemoveReportSerializer(serializers.Serializer[Any]):
     invalid = _identifiers(INVALID_HELP)
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A member of an automatic group",
+            value={
+                "members_group_id": 6814,
+                "member_id": 1234567,
+                "is_member": True,
+                "matches": True,
+                "conditions": [{**CONDITION_EXAMPLE, "matches": True}],
+            },
+            response_only=True,
+        )
+    ]
+)
 class ExplainSerializer(serializers.Serializer[Any]):
     members_group_id = serializers.IntegerField()
     member_id = serializers.IntegerField()
@@ -187,6 +289,23 @@ class ExplainSerializer(serializers.Serializer[Any]):
     )
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A join through the API",
+            value={
+                "id": 99,
+                "members_group_id": 6813,
+                "member_id": 1234567,
+                "kind": "joined",
+                "source": "api",
+                "actor": "token:crm",
+                "created_at": "2025-03-01T09:30:00Z",
+            },
+            response_only=True,
+        )
+    ]
+)
 class MembershipEventSerializer(serializers.ModelSerializer[MembershipEvent]):
     """A join or a leave: when, which member, and through which door (source and actor)."""
 
@@ -198,7 +317,20 @@ class MembershipEventSerializer(serializers.ModelSerializer[MembershipEvent]):
         read_only_fields = fields
 
 
-class MemberGroupSerializer(MembersGroupSerializer):
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A group the member joined through the API",
+            value={
+                **MEMBERS_GROUP_EXAMPLE,
+                "joined_at": "2025-03-01T09:30:00Z",
+                "joined_source": "api",
+            },
+            response_only=True,
+        )
+    ]
+)
+class GroupMembershipSerializer(MembersGroupSerializer):
     """A group of one member's: the group, when the member joined it and through which door."""
 
     joined_at = serializers.DateTimeField(read_only=True)
@@ -222,6 +354,36 @@ class IntervalStatsSerializer(serializers.Serializer[Any]):
     size_at_end = serializers.IntegerField(help_text="size_at_start + joins - leaves.")
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Two days",
+            value={
+                "members_group_id": 6813,
+                "interval": "day",
+                "stats": [
+                    {
+                        "start": "2025-03-01",
+                        "end": "2025-03-01",
+                        "size_at_start": 0,
+                        "joins": 2,
+                        "leaves": 0,
+                        "size_at_end": 2,
+                    },
+                    {
+                        "start": "2025-03-02",
+                        "end": "2025-03-02",
+                        "size_at_start": 2,
+                        "joins": 0,
+                        "leaves": 1,
+                        "size_at_end": 1,
+                    },
+                ],
+            },
+            response_only=True,
+        )
+    ]
+)
 class GroupStatsSerializer(serializers.Serializer[Any]):
     members_group_id = serializers.IntegerField()
     interval = serializers.ChoiceField(choices=["day", "week"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -31,8 +30,8 @@ from groups.serializers import (
     BulkIdentifiersSerializer,
     BulkRemoveReportSerializer,
     ExplainSerializer,
+    GroupMembershipSerializer,
     GroupStatsSerializer,
-    MemberGroupSerializer,
     MembersGroupPayloadSerializer,
     MembersGroupSerializer,
     MembershipEventSerializer,
@@ -40,7 +39,6 @@ from groups.serializers import (
 from loyalty.errors import InvalidParameters
 from loyalty.filtering import QueryFilterBackend
 from loyalty.pagination import (
-    DIRECTIONS,
     PAGE_QUERY,
     SORT_QUERY,
     PageRequest,
@@ -83,24 +81,6 @@ CSV_EXAMPLE = (
 )
 
 
-def sort_by_parameters(fields: Sequence[str], description: str) -> list[OpenApiParameter]:
-    """The schema of ``sort_by[]``/``sort_directions[]`` for a list sorted by these fields."""
-    return [
-        OpenApiParameter(
-            "sort_by[]",
-            {"type": "array", "items": {"type": "string", "enum": list(fields)}},
-            explode=True,
-            description=description,
-        ),
-        OpenApiParameter(
-            "sort_directions[]",
-            {"type": "array", "items": {"type": "string", "enum": list(DIRECTIONS)}},
-            explode=True,
-            description="asc (default) or desc, by position.",
-        ),
-    ]
-
-
 GROUP_MEMBERS_PARAMETERS = [
     OpenApiParameter(
         "after_id",
@@ -117,32 +97,31 @@ GROUP_MEMBERS_PARAMETERS = [
         "offset), rebuilt from the group's events; total_count is their number then. "
         "Members deleted since are left out of the pages.",
     ),
-    *sort_by_parameters(
-        MEMBER_SORTABLE,
-        "Fields to sort by, in order of precedence (then by id). By id alone, pages walk the "
-        "membership index; by another field, the group's members are sorted (a page costs "
-        "the sort of the group), and after_id cannot be given.",
-    ),
 ]
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List members groups"),
+    list=extend_schema(operation_id="list_members_groups", summary="List members groups"),
     create=extend_schema(
+        operation_id="create_members_group",
         summary="Create a members group",
         description="A manual group, or an automatic one with audience_id or "
         'audience_conditions. "system": true is refused (422); id, automatic, '
         "members_count and unknown keys are ignored.",
     ),
-    retrieve=extend_schema(summary="Show a members group"),
+    retrieve=extend_schema(operation_id="get_members_group", summary="Show a members group"),
     update=extend_schema(
+        operation_id="update_members_group",
         summary="Update a members group",
         description="System groups: 405, whatever the body. A manual group takes its own "
         "audience_id and audience_conditions echoed back unchanged (a group read and sent back "
         "whole); a change of them is 422.",
     ),
-    partial_update=extend_schema(summary="Update some fields of a members group"),
+    partial_update=extend_schema(
+        operation_id="patch_members_group", summary="Update some fields of a members group"
+    ),
     destroy=extend_schema(
+        operation_id="delete_members_group",
         summary="Destroy a members group",
         description="Records a leave for each member. System groups, and groups other "
         "groups' conditions use: 405. The audience made for the group goes with it; an "
@@ -151,6 +130,7 @@ GROUP_MEMBERS_PARAMETERS = [
 )
 class MembersGroupViewSet(ClubScopedViewSet):
     queryset = MembersGroup.objects.select_related("audience")
+    lookup_url_kwarg = "members_group_id"
     serializer_class = MembersGroupSerializer
     input_serializers = {
         "create": MembersGroupPayloadSerializer,
@@ -186,9 +166,13 @@ class MembersGroupViewSet(ClubScopedViewSet):
         "events": GROUPS_EVENTS,
         "stats": GROUPS_EVENTS,
     }
-    not_allowed_actions = frozenset(
-        {"update", "partial_update", "destroy", "add_members", "remove_members"}
-    )
+    not_allowed_actions = {
+        "update": services.GroupIsSystem.message,
+        "partial_update": services.GroupIsSystem.message,
+        "destroy": services.GroupInUse.message,
+        "add_members": services.GroupIsAutomatic.message,
+        "remove_members": services.GroupIsAutomatic.message,
+    }
 
     def list(self, request: Request, loyalty_club_slug: str) -> Response:
         return self.paginated(self.get_queryset())
@@ -197,47 +181,51 @@ class MembersGroupViewSet(ClubScopedViewSet):
         group = services.create_group(club=self.club, actor=self.actor, **self.payload(request))
         return self.render(group, status=201)
 
-    def retrieve(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def retrieve(self, request: Request, loyalty_club_slug: str, members_group_id: str) -> Response:
         return self.render(self.get_object())
 
-    def update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def update(self, request: Request, loyalty_club_slug: str, members_group_id: str) -> Response:
         group = self.get_object()
         services.refuse_system(group)  # before the body is read: 405 whatever it holds
         group = services.update_group(group=group, actor=self.actor, **self.payload(request))
         return self.render(group)
 
-    def partial_update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
-        return self.update(request, loyalty_club_slug, pk)
+    def partial_update(
+        self, request: Request, loyalty_club_slug: str, members_group_id: str
+    ) -> Response:
+        return self.update(request, loyalty_club_slug, members_group_id)
 
-    def destroy(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def destroy(self, request: Request, loyalty_club_slug: str, members_group_id: str) -> Response:
         services.delete_group(group=self.get_object(), source=API_SOURCE, actor=self.actor)
         return Response(status=204)
 
     @extend_schema(
+        operation_id="list_group_members",
         summary="List a group's members",
-        description="Sorted by id, or by the sort_by[] fields then id. total_count is the "
-        "group's stored members_count (with "
-        "at: the number of members then); with member filters (as on the members list), "
-        "the number of the group's members that match them, counted.",
+        description="Sorted by id, or by the sort_by[] fields then id. By id alone, pages "
+        "walk the membership index, by page_no or by after_id; by another field, the group's "
+        "members are sorted (a page costs the sort of the group), and after_id cannot be "
+        "given. total_count is the group's stored members_count (with at: the number of "
+        "members then); with member filters (as on the members list), the number of the "
+        "group's members that match them, counted.",
         parameters=GROUP_MEMBERS_PARAMETERS,
-        responses=MemberSerializer(many=True),
     )
     @action(
         detail=True,
         methods=["get"],
         url_path="members",
+        serializer_class=MemberSerializer,
         pagination_class=MembersPagination,
-        # For the schema: the action applies the member filters itself.
-        filter_backends=[QueryFilterBackend],
         filterset_class=MemberFilterSet,
+        sortable_fields=MEMBER_SORTABLE,
     )
-    def members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def members(self, request: Request, loyalty_club_slug: str, members_group_id: str) -> Response:
         query = self.query
         at = parsed_param(query, "at", moment)
         group = self.get_object() if at is None else self.group_or_history()
         page = PageRequest.from_query(query)
         after_id = after_id_param(query)
-        keys = sort_keys(query, MEMBER_SORTABLE)
+        keys = sort_keys(query, self.sortable_fields)
         by_fields = any(key.field != "id" for key in keys)
         if by_fields and after_id is not None:
             raise InvalidParameters.field("after_id", "requires_sort_by_id")
@@ -285,6 +273,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
         return Response({"members": members, "pagination_info": info})
 
     @extend_schema(
+        operation_id="add_group_members",
         summary="Add members to a manual group",
         description="Atomic and idempotent. Unknown identifiers are reported in not_found, "
         "malformed ones in invalid; duplicates count once. Over BULK_IDENTIFIERS_MAX "
@@ -292,7 +281,9 @@ class MembersGroupViewSet(ClubScopedViewSet):
         responses={200: BulkAddReportSerializer},
     )
     @members.mapping.post
-    def add_members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def add_members(
+        self, request: Request, loyalty_club_slug: str, members_group_id: str
+    ) -> Response:
         group = self.get_object()
         services.refuse_membership_by_hand(group)  # 405 whatever the body holds
         result = services.add_members(
@@ -301,12 +292,15 @@ class MembersGroupViewSet(ClubScopedViewSet):
         return Response(BulkAddReportSerializer(result).data)
 
     @extend_schema(
+        operation_id="remove_group_members",
         summary="Remove members from a manual group",
         description="The bulk payload goes in the DELETE body. Same rules as adding.",
         responses={200: BulkRemoveReportSerializer},
     )
     @members.mapping.delete
-    def remove_members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def remove_members(
+        self, request: Request, loyalty_club_slug: str, members_group_id: str
+    ) -> Response:
         group = self.get_object()
         services.refuse_membership_by_hand(group)  # 405 whatever the body holds
         result = services.remove_members(
@@ -315,8 +309,8 @@ class MembersGroupViewSet(ClubScopedViewSet):
         return Response(BulkRemoveReportSerializer(result).data)
 
     @extend_schema(
+        operation_id="export_group_members_csv",
         summary="Download a group's members as CSV",
-        operation_id="members_groups_members_csv_retrieve",
         description="Every member of the group, in id order, as one CSV file streamed while "
         "it is read (any size; no pages). Columns: " + ", ".join(EXPORT_COLUMNS) + "; "
         "joined_at in UTC (ISO 8601), properties as JSON, an absent email or msisdn empty. "
@@ -360,12 +354,10 @@ class MembersGroupViewSet(ClubScopedViewSet):
         methods=["get"],
         url_path=r"members\.csv",
         url_name="members-csv",
-        pagination_class=None,
-        filter_backends=[],
         filterset_class=None,
     )
     def members_csv(
-        self, request: Request, loyalty_club_slug: str, pk: str
+        self, request: Request, loyalty_club_slug: str, members_group_id: str
     ) -> StreamingHttpResponse:
         escape = parsed_param(self.query, "escape_formulas", boolean) or False
         return members_csv_response(
@@ -378,7 +370,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
         try:
             group: MembersGroup = self.get_object()
         except Http404:
-            pk = self.kwargs[self.lookup_field]
+            pk = self.kwargs[self.lookup_url_kwarg]
             if (
                 not pk.isdecimal()
                 or not MembershipEvent.objects.filter(
@@ -390,14 +382,12 @@ class MembersGroupViewSet(ClubScopedViewSet):
         return group
 
     @extend_schema(
+        operation_id="list_group_events",
         summary="List a group's membership events",
         description="Every join and leave of the group, newest first (then by id): the "
         "member, the kind, the source (api, admin, import, rule, system) and the actor. "
-        "sort_by[]=created_at (asc by default) gives the oldest first.",
-        parameters=sort_by_parameters(
-            ("created_at",), "Events sort by created_at only (then by id)."
-        ),
-        responses=MembershipEventSerializer(many=True),
+        "Events sort by created_at only: sort_by[]=created_at (asc by default) gives the "
+        "oldest first.",
     )
     @action(
         detail=True,
@@ -407,16 +397,18 @@ class MembersGroupViewSet(ClubScopedViewSet):
         filter_backends=[QueryFilterBackend],
         filterset_class=MembershipEventFilterSet,
         serializer_class=MembershipEventSerializer,
+        sortable_fields=("created_at",),
     )
-    def events(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def events(self, request: Request, loyalty_club_slug: str, members_group_id: str) -> Response:
         group = self.group_or_history()
-        keys = sort_keys(self.query, ("created_at",))
+        keys = sort_keys(self.query, self.sortable_fields)
         newest_first = keys[0].descending if keys else True
         events = MembershipEvent.objects.filter(club_id=group.club_id, group_id=group.pk)
         order = ("-created_at", "-id") if newest_first else ("created_at", "id")
         return self.paginated(events.order_by(*order))
 
     @extend_schema(
+        operation_id="get_group_stats",
         summary="A group's size, joins and leaves per day or week",
         description="From the membership events, per interval of the club's calendar (a "
         "week runs Monday to Sunday): the size at its start and end, and its joins and "
@@ -433,11 +425,9 @@ class MembersGroupViewSet(ClubScopedViewSet):
         detail=True,
         methods=["get"],
         url_path="stats",
-        filter_backends=[],
         filterset_class=None,
-        pagination_class=None,
     )
-    def stats(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def stats(self, request: Request, loyalty_club_slug: str, members_group_id: str) -> Response:
         group = self.group_or_history()
         query = self.query
         interval = parsed_param(query, "interval", partial(choice, choices=[*INTERVALS])) or "day"
@@ -453,27 +443,21 @@ class MembersGroupViewSet(ClubScopedViewSet):
         return Response(GroupStatsSerializer(body).data)
 
     @extend_schema(
+        operation_id="explain_group_membership",
         summary="Explain a member's membership",
         description="Whether the member is in the group and whether it satisfies the group's "
         "rule, with every condition node of the rule marked matches true or false for this "
         "member. For a manual group the rule is its own membership. The member must belong "
         "to the club: else 404.",
-        parameters=[
-            OpenApiParameter(
-                "member_id", int, OpenApiParameter.PATH, description="The member's id."
-            )
-        ],
         responses={200: ExplainSerializer},
     )
     @action(
         detail=True,
         methods=["get"],
         url_path=r"members/(?P<member_id>[0-9]{1,18})/explain",
-        filter_backends=[],
-        pagination_class=None,
     )
     def explain(
-        self, request: Request, loyalty_club_slug: str, pk: str, member_id: str
+        self, request: Request, loyalty_club_slug: str, members_group_id: str, member_id: str
     ) -> Response:
         group = self.get_object()
         member = get_object_or_404(Member.objects.filter(club=self.club), pk=member_id)
@@ -481,20 +465,13 @@ class MembersGroupViewSet(ClubScopedViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(
-        summary="List the groups a member is in",
-        parameters=[
-            OpenApiParameter(
-                "member_pk", int, OpenApiParameter.PATH, description="The member's id."
-            )
-        ],
-    )
+    list=extend_schema(operation_id="list_member_groups", summary="List the groups a member is in")
 )
 class MemberGroupsViewSet(ClubScopedViewSet):
-    """``members/{member_pk}/members_groups``: filters, sorting and pages as the group list."""
+    """``members/{member_id}/members_groups``: filters, sorting and pages as the group list."""
 
     queryset = MembersGroup.objects.none()  # for the schema: rows come from the selector
-    serializer_class = MemberGroupSerializer
+    serializer_class = GroupMembershipSerializer
     pagination_class = GroupsPagination
     filter_backends = [QueryFilterBackend, SortOrder]
     filterset_class = MembersGroupFilterSet
@@ -502,6 +479,6 @@ class MemberGroupsViewSet(ClubScopedViewSet):
     query_parameters = {"list": (*PAGE_QUERY, *SORT_QUERY)}
     required_permits = {"list": MEMBERS_SHOW}
 
-    def list(self, request: Request, loyalty_club_slug: str, member_pk: str) -> Response:
-        member = get_object_or_404(Member.objects.filter(club=self.club), pk=member_pk)
+    def list(self, request: Request, loyalty_club_slug: str, member_id: str) -> Response:
+        member = get_object_or_404(Member.objects.filter(club=self.club), pk=member_id)
         return self.paginated(selectors.groups_of_member(member))

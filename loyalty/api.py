@@ -33,7 +33,7 @@ router.register("members_groups", MembersGroupViewSet, basename="members-group")
 router.register("members", MemberViewSet, basename="member")
 router.register("members/imports", MemberImportViewSet, basename="member-import")
 router.register(
-    r"members/(?P<member_pk>[0-9]{1,18})/members_groups",
+    r"members/(?P<member_id>[0-9]{1,18})/members_groups",
     MemberGroupsViewSet,
     basename="member-members-group",
 )

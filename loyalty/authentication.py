@@ -20,6 +20,9 @@ from loyalty.permits import SESSION_PERMISSIONS
 TOKEN_HEADER = "X-Client-Authorization"
 CLIENT_HEADERS = ("X-User-Agent", "X-Product-Name")
 CLIENT_HEADER_MAX_LENGTH = 255
+INVALID_TOKEN = "Invalid token for this loyalty club."
+MISSING_HEADER = "The {header} header is required."
+MALFORMED_HEADER = "The {header} header must be 1 to {max} printable characters."
 
 
 def meta_key(header: str) -> str:
@@ -70,14 +73,14 @@ def check_client_headers(request: Request) -> None:
     for header in CLIENT_HEADERS:
         value = request.META.get(meta_key(header))
         if value is None:
-            raise MissingClientHeader(f"The {header} header is required.")
+            raise MissingClientHeader(MISSING_HEADER.format(header=header))
         if (
             not value.strip()
             or len(value) > CLIENT_HEADER_MAX_LENGTH
             or any(unicodedata.category(char) == "Cc" for char in value)
         ):
             raise MalformedClientHeader(
-                f"The {header} header must be 1 to {CLIENT_HEADER_MAX_LENGTH} printable characters."
+                MALFORMED_HEADER.format(header=header, max=CLIENT_HEADER_MAX_LENGTH)
             )
 
 
@@ -101,7 +104,7 @@ class ClubTokenAuthentication(BaseAuthentication):
         # A revoked token gets the same answer as an unknown one: it does not confirm that
         # a leaked token was real, nor its club.
         if token is None or not token.is_active:
-            raise exceptions.AuthenticationFailed("Invalid token for this loyalty club.")
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN)
         check_client_headers(request)
         services.touch_api_token(token=token)
         return AnonymousUser(), ClubAccess(

@@ -33,11 +33,14 @@ API_PREFIX = "/v3/"
 NOT_FOUND = "Not found"
 INTERNAL_ERROR = "Internal server error"
 INVALID_PARAMETERS = "Invalid parameters"
+INVALID_HOST = "Invalid Host header."
 
 # DRF's codes for a value of the wrong JSON type, in JSON's own words.
 CODE_NAMES = {"not_a_list": "not_an_array", "not_a_dict": "not_an_object"}
 # Codes whose limit is an attribute of the same name on the failing field.
 COUNTED_CODES = ("max_length", "min_length", "max_value", "min_value")
+
+EMPTY_BODY = "The body is empty: it must be a JSON object."
 
 REASON_PHRASES = {470: "Missing Client Header", 471: "Malformed Client Header"}
 
@@ -59,6 +62,14 @@ RETRYABLE_SQLSTATES = {
 RETRY_AFTER_SECONDS = 5
 
 logger = logging.getLogger(__name__)
+
+
+class LengthRequired(exceptions.APIException):
+    """A chunked body: its size is unknown until it is all read, so it is refused unread."""
+
+    status_code = 411
+    default_detail = "A request body must be sent with a Content-Length header."
+    default_code = "length_required"
 
 
 def _options(code: str, field: Any) -> dict[str, Any]:
@@ -185,7 +196,7 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
         limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
         message = f"Too many query parameters (at most {limit})."
     elif isinstance(exception, DisallowedHost):
-        message = "Invalid Host header."
+        message = INVALID_HOST
     else:
         # Django's messages for the others name settings and internals: not for clients.
         message = "Bad request"

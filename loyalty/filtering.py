@@ -25,6 +25,7 @@ from drf_spectacular.plumbing import build_parameter_type
 from drf_spectacular.utils import OpenApiParameter
 
 from loyalty import casefold, query
+from loyalty.components import component
 from loyalty.errors import InvalidParameters
 from loyalty.pagination import MAX_ID
 from loyalty.query import BadValue, Parameter
@@ -136,17 +137,7 @@ class QueryFilter(django_filters.Filter):
         """The OpenAPI query parameters of this filter, named as sent."""
         description = self.extra.get("help_text")
         if self.keyed:
-            schema: dict[str, Any] = {"type": "object", "additionalProperties": dict(self.schema)}
-            return [
-                build_parameter_type(
-                    name=name,
-                    schema=schema,
-                    location=OpenApiParameter.QUERY,
-                    description=description,
-                    style="deepObject",
-                    explode=True,
-                )
-            ]
+            return [self.keyed_parameter(name, description)]
         if self.array:
             return [
                 build_parameter_type(
@@ -166,6 +157,40 @@ class QueryFilter(django_filters.Filter):
                 description=description,
             )
         ]
+
+    def keyed_parameter(self, name: str, description: str | None) -> dict[str, Any]:
+        """``name[<key>]`` as an object of form-exploded members named as sent: generators
+        that do not serialise deepObject (openapi-python-client flattens any object into the
+        query) send exactly the wire form."""
+        example: dict[str, str | list[str]] = {
+            f"{name}[first_name]": "Astrid",
+            f"{name}[interests][]": ["golf", "chess"],
+        }
+        value = dict(self.schema)
+        schema = component(
+            f"{name.title()}Filter",
+            {
+                "type": "object",
+                "description": f"Each key is a whole parameter name, {name}[<key>] (equals "
+                f"the value) or {name}[<key>][] (equals any of the values).",
+                "additionalProperties": {"oneOf": [value, {"type": "array", "items": value}]},
+                "example": example,
+            },
+        )
+        wire = "&".join(f"{key}={v}" for key, values in example.items() for v in _listed(values))
+        return build_parameter_type(
+            name=name,
+            schema=schema,
+            location=OpenApiParameter.QUERY,
+            description=f"{description} Sent as it goes on the wire: {wire}",
+            style="form",
+            explode=True,
+            examples={"TwoProperties": {"value": example, "summary": wire}},
+        )
+
+
+def _listed(values: str | list[str]) -> list[str]:
+    return values if isinstance(values, list) else [values]
 
 
 class IntegerFilter(QueryFilter):

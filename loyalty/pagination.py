@@ -1,4 +1,5 @@
-"""List mechanics shared by every list endpoint: query parameters, sorting and pagination."""
+"""List mechanics shared by every list endpoint: query parameters, sorting and pagination,
+and the schema of a page."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from typing import Any, ClassVar, TypeVar
 from django.db.models import F, Model, QuerySet
 from django.db.models.expressions import OrderBy
 from django.http import QueryDict
+from drf_spectacular.drainage import get_override
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from rest_framework import serializers
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
@@ -128,47 +132,46 @@ def keyset_pagination_info(
     }
 
 
-PAGINATION_INFO_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": [
-        "total_count",
-        "per_page",
-        "total_pages",
-        "current_page",
-        "next_page",
-        "prev_page",
-        "is_first_page",
-        "is_last_page",
-        "is_out_of_range",
-    ],
-    "properties": {
-        "total_count": {"type": "integer"},
-        "per_page": {"type": "integer"},
-        "total_pages": {"type": "integer", "description": "0 for an empty list."},
-        "current_page": {
-            "type": "integer",
-            "nullable": True,
-            "description": "null when walking a group's members with after_id.",
-        },
-        "next_page": {"type": "integer", "nullable": True},
-        "prev_page": {"type": "integer", "nullable": True},
-        "is_first_page": {"type": "boolean"},
-        "is_last_page": {"type": "boolean"},
-        "is_out_of_range": {"type": "boolean"},
-        "next_after_id": {
-            "type": "integer",
-            "nullable": True,
-            "description": "Only when walking a group's members with after_id: the after_id "
-            "of the next page, null on the last one.",
-        },
-    },
+class PaginationInfoSerializer(serializers.Serializer[Any]):
+    """Where a page is in its list: the total, the page's number and its neighbours, or
+    the next after_id of a key-set walk."""
+
+    total_count = serializers.IntegerField()
+    per_page = serializers.IntegerField()
+    total_pages = serializers.IntegerField(help_text="0 for an empty list.")
+    current_page = serializers.IntegerField(
+        allow_null=True, help_text="null when walking a group's members with after_id."
+    )
+    next_page = serializers.IntegerField(allow_null=True)
+    prev_page = serializers.IntegerField(allow_null=True)
+    is_first_page = serializers.BooleanField()
+    is_last_page = serializers.BooleanField()
+    is_out_of_range = serializers.BooleanField()
+    next_after_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="Only when walking a group's members with after_id: the after_id of the "
+        "next page, null on the last one.",
+    )
+
+
+PAGINATION_INFO_EXAMPLE = {
+    "total_count": 1,
+    "per_page": 100,
+    "total_pages": 1,
+    "current_page": 1,
+    "next_page": None,
+    "prev_page": None,
+    "is_first_page": True,
+    "is_last_page": True,
+    "is_out_of_range": False,
 }
 
 PAGE_PARAMETERS = [
     query_parameter(
         "page_no",
-        {"type": "integer", "minimum": 1, "maximum": PAGE_NO_MAX, "default": 1},
-        "Page number.",
+        {"type": "integer", "minimum": 1, "maximum": PAGE_NO_MAX},
+        "Page number, from 1 (the first page when absent). Not with after_id.",
     ),
     query_parameter(
         "per_page",
@@ -178,12 +181,47 @@ PAGE_PARAMETERS = [
 ]
 
 
-def paginated_schema(resource_key: str, items: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": [resource_key, "pagination_info"],
-        "properties": {resource_key: items, "pagination_info": PAGINATION_INFO_SCHEMA},
-    }
+_PAGES: dict[tuple[str, type[Any]], type[serializers.Serializer[Any]]] = {}
+
+
+def paginated_serializer(
+    resource_key: str, item: type[serializers.BaseSerializer[Any]]
+) -> type[serializers.Serializer[Any]]:
+    """The schema of a page of ``item`` under ``resource_key``, with ``pagination_info``;
+    its example is the item's (``extend_schema_serializer(examples=...)``) in a page.
+
+    One class per page shape: drf-spectacular takes two classes of one name for a conflict.
+    """
+    if (resource_key, item) not in _PAGES:
+        _PAGES[resource_key, item] = _page_serializer(resource_key, item)
+    return _PAGES[resource_key, item]
+
+
+def _page_serializer(
+    resource_key: str, item: type[serializers.BaseSerializer[Any]]
+) -> type[serializers.Serializer[Any]]:
+    name = item.__name__.removesuffix("Serializer")
+    page = type(
+        f"Paginated{name}ListSerializer",
+        (serializers.Serializer,),
+        {
+            "__module__": item.__module__,
+            "__doc__": f"A page of {resource_key}.",
+            resource_key: item(many=True),
+            "pagination_info": PaginationInfoSerializer(),
+        },
+    )
+    examples = [
+        OpenApiExample(
+            example.name,
+            value={resource_key: [example.value], "pagination_info": PAGINATION_INFO_EXAMPLE},
+            response_only=True,
+        )
+        for example in get_override(item, "examples", [])
+        if not example.request_only
+    ]
+    # Not a list to drf-spectacular: the page is the whole body, example included.
+    return extend_schema_serializer(many=False, examples=examples)(page)
 
 
 _M = TypeVar("_M", bound=Model)
@@ -214,12 +252,6 @@ class ClubPagination(BasePagination):
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response({self.resource_key: data, "pagination_info": self.info})
-
-    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        return paginated_schema(self.resource_key, schema)
-
-    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        return PAGE_PARAMETERS
 
 
 def paginated_by(resource_key: str) -> type[ClubPagination]:
@@ -265,21 +297,6 @@ def sort_keys(query: QueryDict, sortable: Sequence[str]) -> list[SortKey]:
     ]
 
 
-def sort_parameters(sortable: Sequence[str]) -> list[dict[str, Any]]:
-    return [
-        query_parameter(
-            "sort_by[]",
-            {"type": "array", "items": {"type": "string", "enum": list(sortable)}},
-            "Fields to sort by, in order of precedence. Default: id.",
-        ),
-        query_parameter(
-            "sort_directions[]",
-            {"type": "array", "items": {"type": "string", "enum": list(DIRECTIONS)}},
-            "The direction of each sort_by[] field, by position; a missing one is asc.",
-        ),
-    ]
-
-
 def order_by(model: type[Model], key: SortKey) -> OrderBy:
     name = "pk" if key.field == "id" else key.field
     # Nulls last on both databases, so that a page is the same on SQLite and PostgreSQL.
@@ -303,6 +320,3 @@ class SortOrder(BaseFilterBackend):
         self, request: Request, queryset: QuerySet[Any], view: Any
     ) -> QuerySet[Any]:
         return sorted_by(queryset, sort_keys(view.query, view.sortable_fields))
-
-    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        return sort_parameters(view.sortable_fields)

@@ -12,6 +12,7 @@ from loyalty.authentication import ClubAccess
 # Actions that need no permit of their own: an unmapped method (answered 405 by the view)
 # and OPTIONS.
 UNGUARDED_ACTIONS = (None, "metadata")
+PERMIT_MISSING = "The token lacks the {permit} permit."
 
 
 class HasClubPermit(BasePermission):
@@ -33,5 +34,5 @@ class HasClubPermit(BasePermission):
         if access.has_permit(permit):
             return True
         if permit is not None:
-            self.message = f"The token lacks the {permit} permit."
+            self.message = PERMIT_MISSING.format(permit=permit)
         return False

@@ -85,10 +85,15 @@ def _values(forms: list[tuple[int | None, list[str]]]) -> list[str]:
     return plain + [value for _index, values in indexed for value in values]
 
 
+def accepted_names(parameters: Iterable[Parameter]) -> list[str]:
+    """The parameters' names as sent, sorted: the options of ``unknown_parameter``."""
+    return sorted({name for parameter in parameters for name in parameter.wire_names})
+
+
 def read_query(query: QueryDict, parameters: Iterable[Parameter]) -> QueryDict:
     """``query`` keyed by plain names, or 422 naming every parameter that breaks the rule."""
     by_name = {parameter.name: parameter for parameter in parameters}
-    accepted = sorted(name for p in by_name.values() for name in p.wire_names)
+    accepted = accepted_names(by_name.values())
     details: dict[str, Any] = {}
     forms: dict[str, list[tuple[int | None, list[str]]]] = {}
     for raw, values in query.lists():

@@ -246,5 +246,12 @@ SPECTACULAR_SETTINGS = {
         "ChannelStatusEnum": "members.models.ChannelStatus",
         "ImportStatusEnum": "members.models.ImportStatus",
         "ImportOperationEnum": "members.models.ImportOperation",
+        # The bulk payload's identifier_type takes the same three.
+        "MemberIdentifierTypeEnum": "members.models.MemberIdentifierType",
     },
+    # After drf-spectacular's enum names: the components declared in code, one per enum.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "loyalty.components.postprocess_schema",
+    ],
 }

@@ -1,16 +1,13 @@
-"""The base of every API viewset: club scope, payload parsing, and the schema of the errors."""
+"""The base of every API viewset: club scope, query and payload parsing, rendering."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
-from typing import IO, Any, ClassVar, cast
+from typing import IO, Any, ClassVar
 
 from django.db.models import F, Model, QuerySet
 from django.http import HttpRequest, HttpResponseBase, QueryDict
-from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.plumbing import get_doc
-from drf_spectacular.utils import Direction, OpenApiParameter
 from rest_framework import exceptions, serializers
 from rest_framework.generics import get_object_or_404
 from rest_framework.metadata import SimpleMetadata
@@ -22,14 +19,11 @@ from rest_framework.viewsets import GenericViewSet
 from loyalty.authentication import ClubAccess
 from loyalty.db import InArray, in_retried_transaction
 from loyalty.errors import InvalidParameters
-from loyalty.exceptions import (
-    ErrorSerializer,
-    InvalidParametersSerializer,
-    validation_details,
-)
+from loyalty.exceptions import EMPTY_BODY, LengthRequired, validation_details
 from loyalty.fields import MAX_JSON_DEPTH, deeper_than
 from loyalty.filtering import QueryFilterSet
 from loyalty.models import Club
+from loyalty.openapi import ApiAutoSchema
 from loyalty.query import FORMAT, Parameter, read_query
 
 # The membership-event source of API writes (groups.models.Source.API; loyalty sits below
@@ -37,36 +31,8 @@ from loyalty.query import FORMAT, Parameter, read_query
 API_SOURCE = "api"
 
 TOO_DEEP = f"The body is nested too deeply: at most {MAX_JSON_DEPTH} levels of objects and arrays."
-EMPTY_BODY = "The body is empty: it must be a JSON object."
-
-# What each error status means on this API, for the schema.
-ERROR_DESCRIPTIONS = {
-    400: "The body is empty, not JSON, not a JSON object, or nested more than "
-    f"{MAX_JSON_DEPTH} levels deep.",
-    401: "Missing, invalid or revoked token, or a token of another club (also for an "
-    "unknown club slug).",
-    403: "The token lacks the operation's permit.",
-    404: "Unknown id (or, for staff, unknown club).",
-    405: "The operation is never allowed on this object (e.g. a system group).",
-    411: "A body sent without Content-Length (chunked): send its length.",
-    413: "The body is larger than the server accepts.",
-    422: "Invalid parameters: see details.",
-    429: "Too many requests for this token: wait Retry-After seconds.",
-    470: "X-User-Agent or X-Product-Name header missing.",
-    471: "X-User-Agent or X-Product-Name header malformed.",
-}
-ALWAYS = (401, 403, 404, 429, 470, 471)
-WITH_BODY = (400, 411, 413, 422)
 # Methods whose handler runs in one transaction, retried on a deadlock (loyalty.db).
 WRITING_METHODS = ("post", "put", "patch", "delete")
-
-
-class LengthRequired(exceptions.APIException):
-    """A chunked body: its size is unknown until it is all read, so it is refused unread."""
-
-    status_code = 411
-    default_detail = "A request body must be sent with a Content-Length header."
-    default_code = "length_required"
 
 
 class JSONObjectParser(JSONParser):
@@ -89,86 +55,6 @@ class JSONObjectParser(JSONParser):
         if deeper_than(data):
             raise exceptions.ParseError(TOO_DEEP)
         return data
-
-
-class ApiAutoSchema(AutoSchema):
-    """Document each operation's input serializer, its errors, and the club path parameter."""
-
-    @property
-    def club_view(self) -> ClubScopedViewSet:
-        # Only ClubScopedViewSet uses this schema: the view is one of its subclasses.
-        return cast("ClubScopedViewSet", self.view)
-
-    def get_override_parameters(self) -> list[Any]:
-        parameters = [
-            OpenApiParameter(
-                "loyalty_club_slug", str, OpenApiParameter.PATH, description="The club's slug."
-            )
-        ]
-        if "{id}" in self.path:
-            name = self.club_view.queryset.model._meta.verbose_name
-            parameters.append(
-                OpenApiParameter("id", int, OpenApiParameter.PATH, description=f"The {name}'s id.")
-            )
-        return [*parameters, *super().get_override_parameters()]
-
-    # drf-spectacular's AutoSchema already drops DRF's (path, method) arguments, and calls this.
-    def get_description(self) -> str:  # type: ignore[override]
-        # The action's own docstring only: the viewset's describes the code, not the API.
-        view = self.club_view
-        return get_doc(getattr(view, view.action or "", None))
-
-    def get_request_serializer(self) -> Any:
-        return self.club_view.input_serializers.get(self.club_view.action)
-
-    def get_response_serializers(self) -> Any:
-        return self.club_view.serializer_class
-
-    def _get_request_body(self, direction: Direction = "request") -> Any:
-        # The base method is not annotated (drf-spectacular), hence the ignores.
-        if self.get_request_serializer() is None:
-            return super()._get_request_body(direction)  # type: ignore[no-untyped-call]
-        method = self.method
-        if method == "DELETE":
-            # Bulk removal carries its payload in a DELETE body, which the base class skips.
-            self.method = "POST"
-        try:
-            body = super()._get_request_body(direction)  # type: ignore[no-untyped-call]
-        finally:
-            self.method = method
-        # Even where no field is required (PATCH): ``payload`` refuses an empty body.
-        body["required"] = True
-        return body
-
-    def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
-        responses = super()._get_response_bodies(direction)
-        codes = set(ALWAYS)
-        if self.method in ("POST", "PUT", "PATCH") or self.get_request_serializer() is not None:
-            codes.update(WITH_BODY)
-        # A bad query parameter is refused with 422 details, on lists and elsewhere.
-        if self._is_list_view() or any(p["in"] == "query" for p in self._get_parameters()):
-            codes.add(422)
-        if self.club_view.action in self.club_view.not_allowed_actions:
-            codes.add(405)
-        for code in sorted(codes):
-            responses.setdefault(str(code), self._error_response(code, direction))
-        return responses
-
-    def _error_response(self, code: int, direction: Direction) -> dict[str, Any]:
-        serializer = InvalidParametersSerializer if code == 422 else ErrorSerializer
-        component = self.resolve_serializer(serializer, direction)
-        response: dict[str, Any] = {
-            "description": ERROR_DESCRIPTIONS[code],
-            "content": {"application/json": {"schema": component.ref}},
-        }
-        if code == 429:
-            response["headers"] = {
-                "Retry-After": {
-                    "schema": {"type": "integer"},
-                    "description": "Seconds until the token may call again.",
-                }
-            }
-        return response
 
 
 class ApiMetadata(SimpleMetadata):
@@ -195,7 +81,8 @@ class ClubScopedViewSet(GenericViewSet[Any]):
 
     Subclasses declare ``required_permits`` per action, ``serializer_class`` for output and
     ``input_serializers`` per writing action (the shapes differ); ``not_allowed_actions``
-    lists the actions a DomainError may refuse with 405, for the schema.
+    maps the actions a DomainError may refuse with 405 to a refusal's message, for the
+    schema.
 
     ``query_parameters`` names the actions that read the query string, with the parameters
     each takes beside its FilterSet's (``filterset_class``): any other is 422, and the
@@ -212,7 +99,9 @@ class ClubScopedViewSet(GenericViewSet[Any]):
     serializer_class: type[serializers.BaseSerializer[Any]]
     required_permits: ClassVar[dict[str, str]] = {}
     input_serializers: ClassVar[dict[str, type[serializers.Serializer[Any]]]] = {}
-    not_allowed_actions: ClassVar[frozenset[str]] = frozenset()
+    not_allowed_actions: ClassVar[dict[str, str]] = {}
+    # The fields ``sort_by[]`` takes, where the action sorts (SORT_QUERY).
+    sortable_fields: tuple[str, ...] = ()
     query_parameters: ClassVar[dict[str, tuple[Parameter, ...]]] = {}
     filterset_class: type[QueryFilterSet] | None = None
     query: QueryDict
@@ -263,7 +152,8 @@ class ClubScopedViewSet(GenericViewSet[Any]):
 
     def get_object(self) -> Any:
         # Unlike DRF's, without the list's filters: a query string never hides an object.
-        instance = get_object_or_404(self.get_queryset(), pk=self.kwargs[self.lookup_field])
+        pk = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        instance = get_object_or_404(self.get_queryset(), pk=pk)
         self.check_object_permissions(self.request, instance)
         return instance
 

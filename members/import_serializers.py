@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from loyalty.fields import (
@@ -116,6 +116,27 @@ class MemberRowsField(serializers.Field[list[Any], list[Any], list[Any], Any]):
         return value
 
 
+IMPORT_EXAMPLE_ROWS = [
+    {"email": "kari.nordmann@example.com", "properties": {"first_name": "Kari"}},
+    {"email": "not an email"},
+]
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Two new members, one of them malformed",
+            value={
+                "import_id": "crm-2025-03-01",
+                "operation": "create",
+                "member_identifier_type": "email",
+                "multi_values_update_mode": "replace",
+                "members": IMPORT_EXAMPLE_ROWS,
+            },
+            request_only=True,
+        )
+    ]
+)
 class MemberImportPayloadSerializer(serializers.Serializer[Any]):
     """POST members/imports. Unknown keys are ignored."""
 
@@ -184,6 +205,34 @@ class RejectedRowSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(help_text="Why the row was not imported.")
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "An import that has run",
+            value={
+                "import_id": "crm-2025-03-01",
+                "request_number": None,
+                "status": "done",
+                "operation": "create",
+                "member_identifier_type": "email",
+                "multi_values_update_mode": "replace",
+                "created": 1,
+                "updated": 0,
+                "unchanged": 0,
+                "rejected": 1,
+                "rejected_rows": [
+                    {"index": 1, "member": IMPORT_EXAMPLE_ROWS[1], "reason": "email: invalid"}
+                ],
+                "created_at": "2025-03-01T09:30:00Z",
+                "started_at": "2025-03-01T09:30:01Z",
+                "finished_at": "2025-03-01T09:30:01Z",
+                "error": None,
+            },
+            response_only=True,
+            status_codes=[200, 202],
+        )
+    ]
+)
 class MemberImportSerializer(serializers.ModelSerializer[MemberImport]):
     rejected_rows = RejectedRowSerializer(
         many=True, read_only=True, help_text="The rows not imported, in order."

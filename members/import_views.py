@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,6 +27,7 @@ from members.models import MemberImport
 
 @extend_schema_view(
     create=extend_schema(
+        operation_id="import_members",
         summary="Import members",
         description="Answers 202 at once with the import, status queued; it then runs in the "
         "background (queued, running, then done or failed): follow it with GET "
@@ -35,6 +41,7 @@ from members.models import MemberImport
         responses={202: MemberImportSerializer},
     ),
     retrieve=extend_schema(
+        operation_id="get_member_import",
         summary="Show a member import",
         description="The import's status, its counts and the rows not imported.",
         parameters=[
@@ -44,6 +51,7 @@ from members.models import MemberImport
                 OpenApiParameter.PATH,
                 pattern=f"^{IMPORT_ID_PATTERN}$",
                 description="The import's id: the client's, or the one made up for it.",
+                examples=[OpenApiExample("An import", value="crm-2025-03-01")],
             )
         ],
     ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from loyalty.fields import (
@@ -16,7 +17,25 @@ from loyalty.pagination import MAX_ID
 from members.models import ChannelStatus, Member
 from members.normalize import stored_consents
 
+MEMBER_EXAMPLE = {
+    "id": 1234567,
+    "email": "ola.nordmann@example.com",
+    "msisdn": "4740769126",
+    "properties": {"first_name": "Ola", "interests": ["skiing"]},
+    "consents": {"newsletter": {"status": True, "updated_at": "2025-03-01T09:30:00Z"}},
+    "sms_status": "enabled",
+    "email_status": "enabled",
+    "push_status": "disabled",
+    "subunit_ids": [12],
+    "favorite_stores": [3],
+    "created_at": "2025-03-01T09:30:00Z",
+    "updated_at": "2025-03-01T09:30:00Z",
+}
 
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("A member", value=MEMBER_EXAMPLE, response_only=True)]
+)
 class MemberSerializer(serializers.ModelSerializer[Member]):
     properties = serializers.DictField(read_only=True)
     consents = serializers.DictField(read_only=True)
@@ -64,6 +83,20 @@ class MemberSerializer(serializers.ModelSerializer[Member]):
 DATETIME = serializers.DateTimeField()
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A member (email and msisdn are normalised)",
+            value={
+                "email": "Ola.Nordmann@Example.com",
+                "msisdn": "+47 407 69 126",
+                "properties": {"first_name": "Ola", "interests": ["skiing"]},
+                "consents": {"newsletter": True},
+            },
+            request_only=True,
+        )
+    ]
+)
 class MemberPayloadSerializer(serializers.Serializer[Any]):
     """Create and update: only these fields; ``id``, ``club``, timestamps and the rest are ignored.
 

@@ -27,25 +27,28 @@ MEMBER_SORTABLE = ("id", "email", "msisdn", "created_at", "updated_at")
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List members"),
-    create=extend_schema(summary="Create a member"),
-    retrieve=extend_schema(summary="Show a member"),
+    list=extend_schema(operation_id="list_members", summary="List members"),
+    create=extend_schema(operation_id="create_member", summary="Create a member"),
+    retrieve=extend_schema(operation_id="get_member", summary="Show a member"),
     update=extend_schema(
+        operation_id="replace_member",
         summary="Replace a member",
         description="Every writable field is replaced: one not sent goes back to its default "
         "(no email or msisdn, empty properties, consents and arrays, the default statuses); "
         "email or msisdn must remain.",
     ),
     partial_update=extend_schema(
+        operation_id="patch_member",
         summary="Update some fields of a member",
         description="Only the fields sent change. properties and consents are merged into "
         "the stored ones by JSON Merge Patch (RFC 7396): a key sent is set, a null removes "
         "it, the others stay.",
     ),
-    destroy=extend_schema(summary="Destroy a member"),
+    destroy=extend_schema(operation_id="delete_member", summary="Destroy a member"),
 )
 class MemberViewSet(ClubScopedViewSet):
     queryset = Member.objects.all()
+    lookup_url_kwarg = "member_id"
     serializer_class = MemberSerializer
     input_serializers = {
         "create": MemberPayloadSerializer,
@@ -78,21 +81,21 @@ class MemberViewSet(ClubScopedViewSet):
         )
         return self.render(member, status=201)
 
-    def retrieve(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def retrieve(self, request: Request, loyalty_club_slug: str, member_id: str) -> Response:
         return self.render(self.get_object())
 
-    def update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def update(self, request: Request, loyalty_club_slug: str, member_id: str) -> Response:
         member = services.replace_member(
             member=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
         )
         return self.render(member)
 
-    def partial_update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def partial_update(self, request: Request, loyalty_club_slug: str, member_id: str) -> Response:
         member = services.patch_member(
             member=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
         )
         return self.render(member)
 
-    def destroy(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+    def destroy(self, request: Request, loyalty_club_slug: str, member_id: str) -> Response:
         services.delete_member(member=self.get_object(), source=API_SOURCE, actor=self.actor)
         return Response(status=204)

@@ -70,14 +70,13 @@ def operations() -> list[Operation]:
     return found
 
 
-def resource(path: str, name: str) -> str:
-    """The kind of object a path parameter names: the collection before it, or its name."""
-    if name in ("member_pk", "member_id"):
-        return "member"
-    if name == "import_id":
-        return "import"
-    before = path.split("{" + name + "}")[0].rstrip("/").rpartition("/")[2]
-    return {"members_groups": "group", "members": "member", "audiences": "audience"}[before]
+# The kind of object each path parameter names (one name per kind).
+RESOURCES = {
+    "members_group_id": "group",
+    "member_id": "member",
+    "audience_id": "audience",
+    "import_id": "import",
+}
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ def path_for(operation: Operation, slug: str, objects: dict[str, str] | None) ->
         name = match.group(1)
         if name == "loyalty_club_slug":
             return slug
-        kind = resource(operation.path, name)
+        kind = RESOURCES[name]
         if objects is None:
             return NONEXISTENT["import" if kind == "import" else "int"]
         return objects[kind]

@@ -166,8 +166,8 @@ def test_the_schema_says_every_payload_is_required(client: Client) -> None:
         if "requestBody" in operation
     }
 
-    assert "PATCH /v3/{loyalty_club_slug}/members_groups/{id}" in bodies
-    assert "DELETE /v3/{loyalty_club_slug}/members_groups/{id}/members" in bodies
+    assert "PATCH /v3/{loyalty_club_slug}/members_groups/{members_group_id}" in bodies
+    assert "DELETE /v3/{loyalty_club_slug}/members_groups/{members_group_id}/members" in bodies
     assert {name for name, body in bodies.items() if not body.get("required")} == set()
 
 

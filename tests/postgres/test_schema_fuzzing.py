@@ -54,7 +54,8 @@ schema = schemathesis.openapi.from_dict(
 )
 schema.app = APPLICATION
 
-# The ids of the seeded objects, by path parameter, for the running test (see ``world``).
+# The ids of the seeded objects, by path parameter (one name per kind of object), for the
+# running test (see ``world``).
 REAL_IDS: dict[str, list[Any]] = {}
 
 
@@ -68,8 +69,7 @@ def flatmap_case(context: Any, case: Any) -> Any:
         return st.just(case)
     choices = {}
     for name, value in case.path_parameters.items():
-        real = REAL_IDS.get(f"{case.operation.path}:{name}") or REAL_IDS.get(name, [])
-        choices[name] = st.sampled_from([value, *real])
+        choices[name] = st.sampled_from([value, *REAL_IDS.get(name, [])])
 
     def pointed(path_parameters: dict[str, Any]) -> Any:
         case.path_parameters = path_parameters
@@ -122,18 +122,9 @@ def world(db: None, settings: Any, same_connection: None) -> dict[str, str]:
     REAL_IDS.clear()
     REAL_IDS.update(
         {
-            "/v3/{loyalty_club_slug}/members_groups/{id}:id": group_ids,
-            "/v3/{loyalty_club_slug}/members_groups/{id}/members:id": group_ids,
-            "/v3/{loyalty_club_slug}/members_groups/{id}/members.csv:id": group_ids,
-            "/v3/{loyalty_club_slug}/members_groups/{id}/events:id": group_ids,
-            "/v3/{loyalty_club_slug}/members_groups/{id}/stats:id": group_ids,
-            "/v3/{loyalty_club_slug}/members_groups/{id}/members/{member_id}/explain:id": (
-                group_ids
-            ),
+            "members_group_id": group_ids,
             "member_id": member_ids,
-            "member_pk": member_ids,
-            "/v3/{loyalty_club_slug}/members/{id}:id": member_ids,
-            "/v3/{loyalty_club_slug}/audiences/{id}:id": audience_ids,
+            "audience_id": audience_ids,
             "import_id": ["seeded-import"],
         }
     )
