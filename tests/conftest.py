@@ -23,8 +23,9 @@ pytest_plugins = ["tests.api_fixtures", "tests.webhook_receiver"]
 # Run in the PostgreSQL pass of ``make test`` only, not collected in the SQLite pass:
 # ``postgres`` proves what only a PostgreSQL server has (row locks under concurrency,
 # statement and lock timeouts, killed connections); ``browser`` walks the admin in Chromium
-# against a live server on the production database, once.
-POSTGRES_ONLY = {Path(__file__).parent / "postgres", Path(__file__).parent / "browser"}
+# and ``client`` the API through a client generated from its schema, each against a live
+# server on the production database, once.
+POSTGRES_ONLY = {Path(__file__).parent / name for name in ("postgres", "browser", "client")}
 
 
 def pytest_configure(config: pytest.Config) -> None:
