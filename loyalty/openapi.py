@@ -48,7 +48,7 @@ from loyalty.pagination import (
     query_parameter,
 )
 from loyalty.permissions import PERMIT_MISSING
-from loyalty.query import FORMAT, accepted_names
+from loyalty.query import FORMAT, Parameter, accepted_names
 
 if TYPE_CHECKING:
     from loyalty.views import ClubScopedViewSet
@@ -98,7 +98,7 @@ def sort_parameters(resource_key: str, fields: Iterable[str]) -> list[dict[str, 
         query_parameter(
             "sort_by[]",
             {"type": "array", "items": by},
-            "Fields to sort by, in order of precedence, then by id. Default: id.",
+            "Fields to sort by, in order of precedence, then by id.",
         ),
         query_parameter(
             "sort_directions[]",
@@ -117,7 +117,7 @@ class ApiAutoSchema(AutoSchema):
         return cast("ClubScopedViewSet", self.view)
 
     @property
-    def taken(self) -> tuple[Any, ...] | None:
+    def taken(self) -> tuple[Parameter, ...] | None:
         """The query parameters the action reads (beside its FilterSet's); None: none."""
         view = self.club_view
         return view.query_parameters.get(view.action or "")

@@ -233,7 +233,11 @@ SPECTACULAR_SETTINGS = {
         "Members, members groups and audiences of a loyalty club, under "
         "/v3/{loyalty_club_slug}/. Send X-Client-Authorization (the club's token), "
         'X-User-Agent and X-Product-Name. Errors are {"error": "..."}; a 422 adds '
-        "details shaped like the payload."
+        "details shaped like the payload. Generated clients: give the client the three "
+        "headers once (openapi-python-client: AuthenticatedClient(token=..., "
+        'auth_header_name="X-Client-Authorization", prefix="", headers={"X-User-Agent": '
+        '..., "X-Product-Name": ...})); 470 and 471 are the platform\'s own status codes '
+        "for a missing and a malformed X-User-Agent or X-Product-Name."
     ),
     "VERSION": "3",
     "SERVE_INCLUDE_SCHEMA": False,
