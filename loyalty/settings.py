@@ -42,8 +42,6 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_tasks",
     "django_tasks_db",
-    "django_rq",
-    "django_tasks_rq",
     "loyalty",
     "members",
     "audiences",
@@ -198,9 +196,12 @@ TASKS: dict[str, dict[str, Any]] = {"default": {"BACKEND": TASK_BACKEND}}
 # TASK_BACKEND=django_tasks_rq.RQBackend puts the tasks on Redis (REDIS_URL), run by any
 # number of `python manage.py rqworker --job-class django_tasks_rq.Job default` processes
 # on any number of machines.
+# Its packages are the optional extra `rq` (pip install ".[rq]"); their apps (the
+# rqworker command) are installed only with this backend.
 RQ_QUEUES = {"default": {"URL": env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")}}
 if TASK_BACKEND == "django_tasks_rq.RQBackend":
     TASKS["default"]["QUEUES"] = ["default"]
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
 
 # The API (SPEC section 2). Rate counters live in this cache, which every web process must
 # share: by default the database (`createcachetable` makes its table), whose increments
