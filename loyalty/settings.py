@@ -168,14 +168,15 @@ API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/min")
 # Most members one request of the import API may carry (SPEC section 6: bigger loads go
 # through the import_members command, which streams).
 MEMBER_IMPORT_MAX_MEMBERS = env.int("MEMBER_IMPORT_MAX_MEMBERS", default=10_000)
-# How many days of membership events `prune_membership_events` keeps (0: forever).
+# How many days of membership events the scheduler (or `prune_membership_events`) keeps
+# (0: forever).
 MEMBERSHIP_EVENTS_RETENTION_DAYS = env.int("MEMBERSHIP_EVENTS_RETENTION_DAYS", default=0)
 # Webhooks: how long a receiver may take to answer, and for how long failed deliveries
 # are retried (with exponential back-off) before they are marked failed.
 WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
 WEBHOOKS_RETRY_HOURS = env.float("WEBHOOKS_RETRY_HOURS", default=24.0)
-# Days delivered and failed webhook deliveries stay listed before `send_webhooks` prunes
-# them (0: forever).
+# Days delivered and failed webhook deliveries stay listed before the scheduler (or
+# `send_webhooks`) prunes them (0: forever).
 WEBHOOKS_DELIVERIES_RETENTION_DAYS = env.int("WEBHOOKS_DELIVERIES_RETENTION_DAYS", default=30)
 # Webhook URLs on private, loopback or this machine's addresses are refused unless this is
 # set (for receivers on a private network, and for the tests' local receiver).
@@ -185,6 +186,9 @@ RECOMPUTE_INLINE_MAX = env.int("RECOMPUTE_INLINE_MAX", default=50_000)
 # Seconds a queued or running API member import may go without committing a batch before
 # its run counts as dead; sending the same import again then resumes it.
 MEMBER_IMPORT_STALE_SECONDS = env.int("MEMBER_IMPORT_STALE_SECONDS", default=300)
+# Days the database task backend keeps the results of finished tasks before the scheduler
+# prunes them (0: forever).
+TASK_RESULTS_RETENTION_DAYS = env.int("TASK_RESULTS_RETENTION_DAYS", default=14)
 # A background recomputation still pending this long after it was enqueued is taken to be
 # lost, and the sweeper enqueues it again (a second run of a live one changes nothing).
 RECOMPUTE_STALE_SECONDS = env.int("RECOMPUTE_STALE_SECONDS", default=900)
