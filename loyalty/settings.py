@@ -1,5 +1,6 @@
 """The one settings module: every value comes from the environment (12-factor)."""
 
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 _proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="HTTP_X_FORWARDED_PROTO")
 SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-# Load balancers probe over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Load balancers and Prometheus probe over plain HTTP, from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
@@ -49,8 +50,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so that every response, static files and refusals included, is logged.
+    # First, so that every response, static files and refusals included, is logged and
+    # counted.
     "loyalty.middleware.RequestLogMiddleware",
+    "loyalty.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "loyalty.middleware.DatabaseTimeoutsMiddleware",
@@ -139,11 +142,16 @@ STORAGES = {
 }
 
 # One line per record on stderr, JSON by default (LOG_FORMAT=text for people), each with
-# the id of the request it belongs to; loyalty.middleware logs one line per request.
+# the id of the request it belongs to; loyalty.middleware logs one line per request. Errors
+# are also mailed to ADMINS (below) with the traceback but not the request's data
+# (loyalty.reporting), in place of Django's own handlers, whose email carries it.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "loyalty.logs.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "loyalty.logs.RequestIdFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
     "formatters": {
         "json": {"()": "loyalty.logs.JsonFormatter"},
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
@@ -153,10 +161,41 @@ LOGGING = {
             "class": "logging.StreamHandler",
             "filters": ["request_id"],
             "formatter": env.str("LOG_FORMAT", default="json"),
-        }
+        },
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "django.utils.log.AdminEmailHandler",
+            "reporter_class": "loyalty.reporting.TracebackOnlyReporter",
+        },
     },
+    "loggers": {"django": {"handlers": ["mail_admins"], "level": "INFO"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# Error reports. Unhandled errors (of requests, tasks and scheduled jobs) and error logs go
+# to Sentry when SENTRY_DSN is set, tagged with the request id and the club, without member
+# data (loyalty.reporting); and by email to ADMINS ("Name <email>" or "email", comma
+# separated) through EMAIL_URL (smtp://user:password@host:587, smtp+tls://...).
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from loyalty.reporting import init_sentry
+
+    init_sentry(
+        SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        release=env.str("SENTRY_RELEASE", default="") or None,
+    )
+ADMINS = [parseaddr(address) for address in env.list("ADMINS", default=[])]
+SERVER_EMAIL = env.str("SERVER_EMAIL", default="members-groups@localhost")
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+
+# Prometheus metrics at /metrics (loyalty.metrics), for a scraper that sends
+# "Authorization: Bearer METRICS_TOKEN" or connects from METRICS_ALLOWED_IPS (addresses or
+# networks, comma separated; the connection's own address, never X-Forwarded-For). With
+# neither set, every caller is refused.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 
 # The product's own settings.
 # Most identifiers one bulk add/remove call may carry (SPEC section 2).
