@@ -3,7 +3,8 @@
 ``/healthz`` (liveness) asks only whether the database answers: cheap enough for every few
 seconds. ``/readyz`` (readiness) also asks the cache (the rate limits' counters, Redis with
 ``CACHE_URL=redis://...``) and the task backend (the database's task table, or RQ's Redis),
-and says which of them fails.
+and says which of them fails. A read replica is reported too, but a replica down leaves the
+service ready: its reads go to the primary.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
+from loyalty import routers
 from loyalty.exceptions import (
     DATABASE_UNAVAILABLE,
     RETRY_AFTER_SECONDS,
@@ -93,6 +95,10 @@ def readyz(request: HttpRequest) -> HttpResponse:
         except Exception as exc:
             checks[name] = f"unavailable ({type(exc).__name__})"
             failing.append(name)
+    if routers.replica_configured():
+        checks["replica"] = (
+            OK if routers.replica_serves("") else "unavailable (reads go to the primary)"
+        )
     if failing:
         response = JsonResponse(
             {**error_body(f"Not ready: {', '.join(failing)} unavailable."), "checks": checks},

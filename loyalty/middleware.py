@@ -84,6 +84,9 @@ class DatabaseTimeoutsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if settings.DB_TRANSACTION_POOLING:
+            # The pooler's server sessions carry the timeouts (see DB_TRANSACTION_POOLING).
+            return self.get_response(request)
         # Every PostgreSQL alias: a replica's reads are bounded like the primary's.
         with ExitStack() as stack:
             for alias in connections:

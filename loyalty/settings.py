@@ -113,10 +113,27 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 # An optional read replica (a streaming copy of the primary): the reads of API lists and
-# shows go there, writes and every other read to the primary (loyalty.routers).
+# shows go there, writes and every other read to the primary; a replica that does not
+# answer, or has not replayed a club's last write, is passed by (loyalty.routers).
 if env.str("DATABASE_REPLICA_URL", default=""):
     DATABASES["replica"] = {**DATABASES["default"], **env.db("DATABASE_REPLICA_URL")}
+    # A kept connection to a replica that restarted is found broken before it is used.
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
     DATABASE_ROUTERS = ["loyalty.routers.ReplicaRouter"]
+
+# Behind a pooler in transaction mode (PgBouncer's pool_mode = transaction) each transaction
+# may run on another server session, so nothing may rest on session state: no server-side
+# cursors (QuerySet.iterator()), no prepared statements (psycopg prepares a query run five
+# times), and no SET of the web timeouts (DatabaseTimeoutsMiddleware: they would stay on the
+# server session for its next client; the pooler sets them instead). Transaction-scoped
+# advisory locks and SET LOCAL work as they are. Set it where the connection goes through
+# such a pooler: the web processes.
+DB_TRANSACTION_POOLING = env.bool("DB_TRANSACTION_POOLING", default=False)
+if DB_TRANSACTION_POOLING:
+    for database in DATABASES.values():
+        if database["ENGINE"] == "django.db.backends.postgresql":
+            database["DISABLE_SERVER_SIDE_CURSORS"] = True
+            database.setdefault("OPTIONS", {})["prepare_threshold"] = None
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
