@@ -14,6 +14,8 @@ again, so a process that dies mid-run loses at most that period's run.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,8 +110,13 @@ def discover_jobs() -> dict[str, Job]:
 
 def claim(key: str, hold_for: timedelta) -> bool:
     """Whether this process is the first to claim ``key`` (kept for ``hold_for``)."""
-    claimed_at = timezone.now().isoformat()
-    return cache.add(CLAIM_PREFIX + key, claimed_at, timeout=int(hold_for.total_seconds()))
+    holder = f"{socket.gethostname()}:{os.getpid()}:{timezone.now().isoformat()}"
+    if cache.add(CLAIM_PREFIX + key, holder, timeout=int(hold_for.total_seconds())):
+        return True
+    # Django's caches answer False for a failed write as for a taken key: tell them apart.
+    if cache.get(CLAIM_PREFIX + key) is None:
+        logger.warning("Could not claim %s: the cache did not take the claim", key)
+    return False
 
 
 def run_claimed(job: Job) -> bool:
@@ -120,7 +127,7 @@ def run_claimed(job: Job) -> bool:
     try:
         period = job.period_start(timezone.now())
         if not claim(f"{job.name}:{period.isoformat()}", hold_for=2 * job.every):
-            logger.info("%s: already run by another scheduler for %s", job.name, period)
+            logger.info("%s: not run, the period %s is claimed", job.name, period)
             return False
         started = time.perf_counter()
         summary = job.run()

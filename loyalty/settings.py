@@ -106,10 +106,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
     )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL and a busy timeout let the dev server and a command share the file.
+    # WAL and a busy timeout let the dev server, the worker, the scheduler and a command
+    # share the file; transactions take the write lock when they begin (IMMEDIATE), so that a
+    # writer waits for another instead of failing at once with "database is locked".
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
     }
 
 # An optional read replica (a streaming copy of the primary): the reads of API lists and
@@ -186,7 +189,12 @@ LOGGING = {
             "reporter_class": "loyalty.reporting.TracebackOnlyReporter",
         },
     },
-    "loggers": {"django": {"handlers": ["mail_admins"], "level": "INFO"}},
+    "loggers": {
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        # The scheduler logs each job's run itself (loyalty.schedule); APScheduler's own
+        # lines repeat them. Its errors (a job that raised) still show.
+        "apscheduler": {"level": "WARNING"},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 

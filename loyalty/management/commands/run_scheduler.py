@@ -43,8 +43,10 @@ class Command(BaseCommand):
         scheduler = add_jobs(BlockingScheduler())
 
         def stop(signum: int, frame: object) -> None:
-            # Let the jobs running finish, then leave start() below.
-            scheduler.shutdown(wait=True)
+            # Let the jobs running finish, then leave start() below; a second signal while
+            # they finish changes nothing.
+            if scheduler.running:
+                scheduler.shutdown(wait=True)
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
