@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from django.core.cache import cache
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
@@ -26,6 +26,7 @@ from loyalty.exceptions import (
     error_body,
     service_unavailable,
 )
+from loyalty.renderers import json_response
 
 OK = "ok"
 
@@ -33,7 +34,7 @@ OK = "ok"
 def _method_not_allowed(request: HttpRequest) -> HttpResponse | None:
     if request.method in ("GET", "HEAD"):
         return None
-    response = JsonResponse(error_body("Method not allowed"), status=405)
+    response = json_response(error_body("Method not allowed"), status=405)
     response["Allow"] = "GET, HEAD"
     return response
 
@@ -48,7 +49,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
             cursor.fetchone()
     except DatabaseError as exc:
         return service_unavailable(database_fault(exc) or DATABASE_UNAVAILABLE)
-    return JsonResponse({"status": OK})
+    return json_response({"status": OK})
 
 
 def _database() -> str:
@@ -100,10 +101,10 @@ def readyz(request: HttpRequest) -> HttpResponse:
             OK if routers.replica_serves("") else "unavailable (reads go to the primary)"
         )
     if failing:
-        response = JsonResponse(
+        response = json_response(
             {**error_body(f"Not ready: {', '.join(failing)} unavailable."), "checks": checks},
             status=503,
         )
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
-    return JsonResponse({"status": OK, "checks": checks})
+    return json_response({"status": OK, "checks": checks})

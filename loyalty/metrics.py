@@ -26,7 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 from django.db.models import Case, Count, F, Min, When
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
@@ -39,6 +39,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from loyalty.exceptions import error_body
+from loyalty.renderers import json_response
 
 PREFIX = "members_groups_"
 # A request no URL pattern matched (a 404, a static file WhiteNoise served).
@@ -155,11 +156,11 @@ def allowed(request: HttpRequest) -> bool:
 def metrics(request: HttpRequest) -> HttpResponse:
     """The Prometheus text format, to callers with the token or from an allowed address."""
     if request.method not in ("GET", "HEAD"):
-        response = JsonResponse(error_body("Method not allowed"), status=405)
+        response = json_response(error_body("Method not allowed"), status=405)
         response["Allow"] = "GET, HEAD"
         return response
     if not allowed(request):
-        return JsonResponse(
+        return json_response(
             error_body("Metrics need METRICS_TOKEN or an address in METRICS_ALLOWED_IPS."),
             status=403,
         )
