@@ -19,9 +19,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.backends.utils import CursorWrapper
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
-from django.db.models.sql import DeleteQuery
 from django.utils import timezone
 
 from audiences.conditions import (
@@ -33,7 +31,7 @@ from audiences.conditions import (
 )
 from audiences.models import Audience
 from audiences.services import check_group_references, parse_or_refuse
-from groups import webhooks
+from groups import ledger
 from groups.dependencies import (
     check_acyclic,
     dependants_in_order,
@@ -43,21 +41,15 @@ from groups.dependencies import (
 )
 from groups.models import (
     ALL_MEMBERS_KEY,
-    EventKind,
     MembersGroup,
     Membership,
-    MembershipEvent,
     Source,
 )
-from loyalty.db import InArray, array_param, array_rows, in_array
+from loyalty.db import InArray, array_param, in_array
 from loyalty.errors import InvalidParameters, NotAllowed
 from loyalty.models import Club
 from members.models import Member
 from members.selectors import resolve_identifiers
-
-GROUP_TABLE = MembersGroup._meta.db_table
-MEMBERSHIP_TABLE = Membership._meta.db_table
-EVENT_TABLE = MembershipEvent._meta.db_table
 
 
 class GroupIsSystem(NotAllowed):
@@ -158,126 +150,6 @@ def _lock_members(club_id: int, member_ids: Sequence[int]) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _moment(at: datetime) -> Any:
-    """A time as raw SQL must bind it: on SQLite in the ORM's text form, which the ORM's
-    comparisons (``at=``) expect, not sqlite3's own (with "+00:00")."""
-    return connection.ops.adapt_datetimefield_value(at)
-
-
-def _record(
-    cursor: CursorWrapper,
-    group: MembersGroup,
-    member_ids: Sequence[int],
-    kind: EventKind,
-    source: str,
-    actor: str,
-    at: datetime | None = None,
-) -> None:
-    """Record the members' joins or leaves, at ``at`` (a join: its membership's joined_at)."""
-    endpoints = webhooks.listening_endpoints(group.club_id, kind, [group.pk])
-    cursor.execute(
-        f"INSERT INTO {EVENT_TABLE} "
-        "(club_id, group_id, member_id, kind, source, actor, created_at) "
-        f"SELECT %s, %s, ids.value, %s, %s, %s, %s FROM {array_rows('bigint', 'ids')}"
-        + (" RETURNING id, group_id" if endpoints else ""),
-        [
-            group.club_id,
-            group.pk,
-            kind,
-            source,
-            actor,
-            _moment(at or timezone.now()),
-            array_param(member_ids),
-        ],
-    )
-    if endpoints:
-        webhooks.queue_deliveries(group.club_id, kind, endpoints, cursor.fetchall())
-
-
-def _move_count(cursor: CursorWrapper, group: MembersGroup, delta: int) -> None:
-    cursor.execute(
-        f"UPDATE {GROUP_TABLE} SET members_count = members_count + %s "
-        "WHERE id = %s RETURNING members_count",
-        [delta, group.pk],
-    )
-    group.members_count = cursor.fetchone()[0]
-
-
-def _insert(
-    group: MembersGroup,
-    select_sql: str,
-    params: Sequence[Any],
-    source: str,
-    actor: str,
-    *,
-    new: bool = False,
-) -> list[int]:
-    """Insert the memberships of the member ids ``select_sql`` yields; return the new ones.
-
-    ``new``: the members were created in this transaction, so none is in the group yet.
-    """
-    # Without ON CONFLICT for new members: the unique index is then checked as the row goes
-    # in, not probed before; a fifth of the insert's time.
-    upsert = "" if new else " ON CONFLICT (club_id, group_id, member_id) DO NOTHING"
-    # One moment for the rows and their events: the ledger at a member's joined_at has it.
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        # Sorted inserts walk the unique index in order: about 30% faster (PERFORMANCE.md).
-        # "WHERE true" lets SQLite tell the upsert's ON CONFLICT from a join's ON.
-        cursor.execute(
-            f"INSERT INTO {MEMBERSHIP_TABLE} (club_id, group_id, member_id, joined_at) "
-            f"SELECT %s, %s, w.id, %s FROM ({select_sql}) w WHERE true ORDER BY w.id"
-            f"{upsert} RETURNING member_id",
-            [group.club_id, group.pk, _moment(now), *params],
-        )
-        joined = [row[0] for row in cursor.fetchall()]
-        if joined:
-            _record(cursor, group, joined, EventKind.JOINED, source, actor, now)
-            _move_count(cursor, group, len(joined))
-    return joined
-
-
-def _delete(
-    group: MembersGroup, memberships: QuerySet[Membership], source: str, actor: str
-) -> list[int]:
-    """Delete the group's ``memberships``; return the members who left.
-
-    The queryset becomes one ``DELETE ... WHERE`` on the membership table itself, so an
-    anti-join condition stays correlated to the deleted row. (An ``id IN (SELECT ...)``
-    self-join, planned on a freshly filled table's stale statistics, went quadratic.)
-    """
-    memberships = memberships.filter(club_id=group.club_id, group_id=group.pk)
-    sql, params = memberships.query.chain(DeleteQuery).get_compiler(memberships.db).as_sql()
-    with connection.cursor() as cursor:
-        cursor.execute(f"{sql} RETURNING member_id", params)
-        left = [row[0] for row in cursor.fetchall()]
-        if left:
-            _record(cursor, group, left, EventKind.LEFT, source, actor)
-            _move_count(cursor, group, -len(left))
-    return left
-
-
-def _join(group: MembersGroup, member_ids: Sequence[int], source: str, actor: str) -> list[int]:
-    """Add the club's ``member_ids`` that are not in the group yet."""
-    if not member_ids:
-        return []
-    return _insert(
-        group,
-        f"SELECT id FROM {Member._meta.db_table} WHERE club_id = %s AND {in_array('id', 'bigint')}",
-        [group.club_id, array_param(member_ids)],
-        source,
-        actor,
-    )
-
-
-def _leave(group: MembersGroup, member_ids: Sequence[int], source: str, actor: str) -> list[int]:
-    if not member_ids:
-        return []
-    return _delete(
-        group, Membership.objects.filter(InArray(F("member_id"), member_ids)), source, actor
-    )
-
-
 # Rules ----------------------------------------------------------------------------------
 
 
@@ -317,9 +189,11 @@ def _apply_rule(
     left: list[int] = []
     if not new:
         stale = current.exclude(Exists(Member.objects.filter(rule, pk=OuterRef("member_id"))))
-        left = _delete(group, stale, source, actor)
+        left = ledger.leave_selected(group, stale, source=source, actor=actor)
     wanted_sql, wanted_params = _sql(wanted.values("id").order_by())
-    joined = _insert(group, wanted_sql, wanted_params, source, actor, new=new)
+    joined = ledger.join_selected(
+        group, wanted_sql, wanted_params, source=source, actor=actor, new=new
+    )
     return MembershipDiff(joined=joined, left=left)
 
 
@@ -351,7 +225,7 @@ def _editable(group: MembersGroup) -> MembersGroup:
     return group
 
 
-Change = Callable[[MembersGroup, Sequence[int], str, str], list[int]]
+Change = Callable[..., list[int]]
 
 
 def _by_hand(
@@ -360,7 +234,7 @@ def _by_hand(
     """Apply a join or leave to a locked manual group; its dependants follow."""
     group = _editable(group)
     member_ids = _lock_members(group.club_id, sorted(set(member_ids)))
-    changed = change(group, member_ids, source, actor)
+    changed = change(group, member_ids, source=source, actor=actor)
     _propagate(group.club_id, [group.pk], changed, actor)
     return group, changed
 
@@ -370,7 +244,7 @@ def add_member_ids(
     *, group: MembersGroup, member_ids: Sequence[int], source: str, actor: str = ""
 ) -> int:
     """Add members of the group's club to a manual group; return how many were new."""
-    return len(_by_hand(_join, group, member_ids, source, actor)[1])
+    return len(_by_hand(ledger.join, group, member_ids, source, actor)[1])
 
 
 @transaction.atomic
@@ -378,7 +252,7 @@ def remove_member_ids(
     *, group: MembersGroup, member_ids: Sequence[int], source: str, actor: str = ""
 ) -> int:
     """Remove members from a manual group; return how many were members."""
-    return len(_by_hand(_leave, group, member_ids, source, actor)[1])
+    return len(_by_hand(ledger.leave, group, member_ids, source, actor)[1])
 
 
 def _bulk(
@@ -412,7 +286,7 @@ def add_members(
     actor: str = "",
 ) -> BulkResult:
     """Add members to a manual group by email, msisdn or id; unknown ones are reported."""
-    return _bulk(_join, group, identifier_type, identifiers, source, actor)
+    return _bulk(ledger.join, group, identifier_type, identifiers, source, actor)
 
 
 @transaction.atomic
@@ -425,7 +299,7 @@ def remove_members(
     actor: str = "",
 ) -> BulkResult:
     """Remove members from a manual group by email, msisdn or id; unknown ones are reported."""
-    return _bulk(_leave, group, identifier_type, identifiers, source, actor)
+    return _bulk(ledger.leave, group, identifier_type, identifiers, source, actor)
 
 
 # Groups -------------------------------------------------------------------------------------
@@ -682,13 +556,7 @@ def recount_group(*, group_id: int) -> tuple[int, int] | None:
     Only a repair: every service keeps the count exact, so this finds drift from writes
     made behind the services' back (a manual SQL fix, a restored backup).
     """
-    group = _lock(MembersGroup.objects.get(pk=group_id))
-    rows = Membership.objects.filter(club_id=group.club_id, group_id=group.pk).count()
-    if rows == group.members_count:
-        return None
-    old = group.members_count
-    MembersGroup.objects.filter(pk=group.pk).update(members_count=rows)
-    return old, rows
+    return ledger.recount(_lock(MembersGroup.objects.get(pk=group_id)))
 
 
 @transaction.atomic
@@ -719,22 +587,7 @@ def delete_group(*, group: MembersGroup, source: str, actor: str = "") -> None:
             for pk, name in MembersGroup.objects.filter(pk__in=users).values_list("pk", "name")
         )
         raise GroupInUse(f"The group is used by the conditions of: {names}.")
-    endpoints = webhooks.listening_endpoints(group.club_id, EventKind.LEFT, [group.pk])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {EVENT_TABLE} "
-            "(club_id, group_id, member_id, kind, source, actor, created_at) "
-            f"SELECT club_id, group_id, member_id, %s, %s, %s, %s FROM {MEMBERSHIP_TABLE} "
-            "WHERE club_id = %s AND group_id = %s"
-            + (" RETURNING id, group_id" if endpoints else ""),
-            [EventKind.LEFT, source, actor, _moment(timezone.now()), group.club_id, group.pk],
-        )
-        if endpoints:
-            webhooks.queue_deliveries(group.club_id, EventKind.LEFT, endpoints, cursor.fetchall())
-        cursor.execute(
-            f"DELETE FROM {MEMBERSHIP_TABLE} WHERE club_id = %s AND group_id = %s",
-            [group.club_id, group.pk],
-        )
+    ledger.empty_group(group, source=source, actor=actor)
     audience = group.audience
     group.delete()
     _drop_if_unused(audience)
@@ -820,9 +673,9 @@ def refresh_memberships_for_member(*, member: Member, actor: str = "") -> None:
         for group_id, matched in zip(batch, matches, strict=True):
             group = groups[group_id]
             if matched and group_id not in current:
-                _join(group, [member.pk], _rule_source(group), actor)
+                ledger.join(group, [member.pk], source=_rule_source(group), actor=actor)
             elif not matched and group_id in current:
-                _leave(group, [member.pk], _rule_source(group), actor)
+                ledger.leave(group, [member.pk], source=_rule_source(group), actor=actor)
 
 
 @transaction.atomic
@@ -848,38 +701,7 @@ def leave_all_groups(*, member: Member, source: str, actor: str = "") -> None:
     """Take a member out of every group before it is deleted, recording each leave."""
     # Shared with other member writes, so a recomputation never adds a member being deleted.
     _lock_rules(member.club_id, exclusive=False)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {MEMBERSHIP_TABLE} WHERE club_id = %s AND member_id = %s "
-            "RETURNING group_id",
-            [member.club_id, member.pk],
-        )
-        group_ids = sorted(row[0] for row in cursor.fetchall())
-        if not group_ids:
-            return
-        endpoints = webhooks.listening_endpoints(member.club_id, EventKind.LEFT, group_ids)
-        cursor.execute(
-            f"INSERT INTO {EVENT_TABLE} "
-            "(club_id, group_id, member_id, kind, source, actor, created_at) "
-            f"SELECT %s, g.value, %s, %s, %s, %s, %s FROM {array_rows('bigint', 'g')}"
-            + (" RETURNING id, group_id" if endpoints else ""),
-            [
-                member.club_id,
-                member.pk,
-                EventKind.LEFT,
-                source,
-                actor,
-                _moment(timezone.now()),
-                array_param(group_ids),
-            ],
-        )
-        if endpoints:
-            webhooks.queue_deliveries(member.club_id, EventKind.LEFT, endpoints, cursor.fetchall())
-        cursor.execute(
-            f"UPDATE {GROUP_TABLE} SET members_count = members_count - 1 "
-            f"WHERE club_id = %s AND {in_array('id', 'bigint')}",
-            [member.club_id, array_param(group_ids)],
-        )
+    ledger.leave_all_groups(member, source=source, actor=actor)
 
 
 @transaction.atomic
@@ -890,16 +712,4 @@ def prune_events(*, club: Club, before: datetime) -> int:
     and leaves alternate, so it alone carries the membership across the cut, and the
     members at any moment after it (joins outnumbering leaves) stay what they were.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {EVENT_TABLE} WHERE club_id = %(club)s AND created_at < %(before)s "
-            "AND NOT (kind = %(joined)s AND NOT EXISTS (SELECT 1 FROM "
-            f"{EVENT_TABLE} later WHERE later.club_id = {EVENT_TABLE}.club_id "
-            f"AND later.member_id = {EVENT_TABLE}.member_id "
-            f"AND later.group_id = {EVENT_TABLE}.group_id AND later.created_at < %(before)s "
-            f"AND (later.created_at > {EVENT_TABLE}.created_at OR (later.created_at = "
-            f"{EVENT_TABLE}.created_at AND later.id > {EVENT_TABLE}.id))))",
-            {"club": club.pk, "before": before, "joined": EventKind.JOINED},
-        )
-        deleted: int = cursor.rowcount
-        return deleted
+    return ledger.prune_events(club, before)

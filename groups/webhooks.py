@@ -1,13 +1,13 @@
 """Webhooks: committed joins and leaves posted to the endpoints a club registers.
 
-The group services call ``queue_deliveries`` in the transaction that records the events,
-so a delivery exists exactly when its events were committed: a rolled-back change leaves
-neither. Each delivery carries at most ``BATCH_EVENTS`` events and is sent by a task once
-the transaction commits. A failed attempt is tried again with exponential back-off until
-the delivery's ``retry_until`` (24 hours by default), then the delivery is marked failed.
-Workers claim a delivery with a lease before sending it, so no two send it at once; the
-``send_webhooks`` command sends whatever is due, for backends that cannot defer a task
-and as a safety net.
+Deliveries follow ``groups.signals.memberships_changed``: they are made in the transaction
+that records the events, so a delivery exists exactly when its events were committed: a
+rolled-back change leaves neither. Each delivery carries at most ``BATCH_EVENTS`` events
+and is sent by a task once the transaction commits. A failed attempt is tried again with
+exponential back-off until the delivery's ``retry_until`` (24 hours by default), then the
+delivery is marked failed. Workers claim a delivery with a lease before sending it, so no
+two send it at once; the ``send_webhooks`` command sends whatever is due, for backends
+that cannot defer a task and as a safety net.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import http.client
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -54,6 +54,15 @@ def listening_endpoints(club_id: int, kind: str, group_ids: Iterable[int]) -> li
     wanted = Q(on_join=True) if kind == EventKind.JOINED else Q(on_leave=True)
     endpoints = WebhookEndpoint.objects.filter(wanted, club_id=club_id, active=True)
     return [e for e in endpoints if any(e.listens_to(g, kind) for g in group_ids)]
+
+
+def deliveries_for(
+    club_id: int, kind: str, group_ids: Iterable[int]
+) -> Callable[[Sequence[tuple[int, int]]], None] | None:
+    """What a change of these groups' members needs: a function making the deliveries of
+    its events for the endpoints listening to it, or None when none listens."""
+    endpoints = listening_endpoints(club_id, kind, group_ids)
+    return partial(queue_deliveries, club_id, kind, endpoints) if endpoints else None
 
 
 def queue_deliveries(
