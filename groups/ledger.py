@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import F, QuerySet
 from django.db.models.sql import DeleteQuery
@@ -242,7 +242,8 @@ def recount(group: MembersGroup) -> tuple[int, int] | None:
     return old, rows
 
 
-def prune_events(club: Club, before: datetime) -> int:
+@transaction.atomic
+def prune_events(*, club: Club, before: datetime) -> int:
     """Delete the club's membership events from before ``before``; return how many.
 
     Per group and member, the last event before the cut is kept when it is a join: joins

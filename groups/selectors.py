@@ -86,7 +86,7 @@ def group_members_count_at(*, group: MembersGroup, at: datetime) -> int:
     """The number of the group's members at ``at``: its joins up to then less its leaves.
 
     A member's events alternate, starting with a join (pruning keeps that: see
-    ``services.prune_events``), so each member's events up to ``at`` add up to 1 (in) or 0
+    ``ledger.prune_events``), so each member's events up to ``at`` add up to 1 (in) or 0
     (out), and their sum over the group is the count of ``_member_ids_at``. One plain
     aggregate over the group's events up to ``at``, with no grouping per member: 0.15-0.3 s
     over 2,000,000 events where grouping took 0.6-4 s (bench/ledger.py).
