@@ -33,7 +33,7 @@ from django.utils.safestring import SafeString, mark_safe
 from audiences.conditions import ConditionError, Node, parse_conditions, referenced_group_ids
 from audiences.describe import describe_conditions
 from audiences.selectors import preview
-from groups import services, webhook_admin  # noqa: F401 (registers the webhook admin)
+from groups import services
 from groups.charts import size_chart
 from groups.dependencies import dependency_graph
 from groups.exports import members_csv_response

@@ -1,17 +1,14 @@
-"""Reactions of groups to club, member, audience and membership events; each calls one service."""
+"""Reactions of groups to club, member and audience events; each calls one service."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.dispatch import receiver
 
 from audiences.models import Audience
 from audiences.signals import audience_conditions_changed
-from groups import services, webhooks
-from groups.models import Membership
-from groups.signals import memberships_changed
+from groups import services
 from loyalty.models import Club
 from loyalty.signals import club_created
 from members.models import Member
@@ -56,10 +53,3 @@ def recompute_audience_followers(
     sender: type[Audience], *, audience: Audience, **kwargs: Any
 ) -> None:
     services.recompute_audience_followers(audience=audience)
-
-
-@receiver(memberships_changed, dispatch_uid="groups.deliver_membership_events")
-def deliver_membership_events(
-    sender: type[Membership], *, club_id: int, kind: str, group_ids: list[int], **kwargs: Any
-) -> Callable[[Sequence[tuple[int, int]]], None] | None:
-    return webhooks.deliveries_for(club_id, kind, group_ids)

@@ -6,7 +6,7 @@ from functools import partial
 
 from django_tasks import task
 
-from groups import services, webhooks
+from groups import services
 from loyalty.db import in_retried_transaction
 
 
@@ -19,8 +19,3 @@ def recompute_group_task(group_id: int, version: int) -> None:
 @task()
 def refresh_relative_date_groups_task() -> None:
     services.refresh_relative_date_groups()
-
-
-@task()
-def send_webhook_delivery_task(delivery_id: int) -> None:
-    webhooks.send_delivery(delivery_id=delivery_id)

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "members",
     "audiences",
     "groups",
+    "groups.webhooks",
 ]
 
 MIDDLEWARE = [

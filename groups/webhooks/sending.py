@@ -25,14 +25,9 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from groups.models import (
-    DeliveryStatus,
-    EventKind,
-    MembershipEvent,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
-from loyalty import outbound
+from groups.models import EventKind, MembershipEvent
+from groups.webhooks import outbound
+from groups.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from loyalty.db import InArray
 
 logger = logging.getLogger(__name__)
@@ -103,8 +98,8 @@ def queue_deliveries(
 
 
 def _enqueue(delivery_ids: Iterable[int], run_after: datetime | None = None) -> None:
-    # Imported here: the tasks module imports the services, which import this one.
-    from groups.tasks import send_webhook_delivery_task
+    # Imported here: the tasks module imports this one.
+    from groups.webhooks.tasks import send_webhook_delivery_task
 
     task = send_webhook_delivery_task
     if run_after is not None:

@@ -11,9 +11,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from groups import webhooks
-from groups.models import MembersGroup, WebhookDelivery, WebhookEndpoint
-from loyalty import outbound
+from groups.models import MembersGroup
+from groups.webhooks import outbound, sending
+from groups.webhooks.models import WebhookDelivery, WebhookEndpoint
 from loyalty.admin import ClubFilter, ClubScopedAdmin, ServiceModelForm, admin_id, managed_clubs
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ class WebhookDeliveryAdmin(ClubScopedAdmin):
 
     @admin.action(description="Send the selected deliveries again", permissions=["resend"])
     def resend(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
-        ids = webhooks.resend_deliveries(queryset)
+        ids = sending.resend_deliveries(queryset)
         self.message_user(
             request,
             f"{len(ids)} deliveries will be sent again (pending ones are already on their way).",

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from groups import webhooks
-from groups.models import DeliveryStatus, WebhookDelivery
+from groups.webhooks import sending
+from groups.webhooks.models import DeliveryStatus, WebhookDelivery
 
 # How often a long-running sweep prunes old deliveries.
 PRUNE_EVERY_SECONDS = 3600
@@ -49,14 +49,14 @@ class Command(BaseCommand):
     def prune(self) -> None:
         days = settings.WEBHOOKS_DELIVERIES_RETENTION_DAYS
         if days > 0:
-            pruned = webhooks.prune_deliveries(before=timezone.now() - timedelta(days=days))
+            pruned = sending.prune_deliveries(before=timezone.now() - timedelta(days=days))
             if pruned:
                 self.stdout.write(f"Pruned {pruned:,} finished deliveries older than {days} days.")
 
     def send_due(self, limit: int | None) -> None:
-        ids = webhooks.due_delivery_ids(limit)
+        ids = sending.due_delivery_ids(limit)
         for delivery_id in ids:
-            webhooks.send_delivery(delivery_id=delivery_id)
+            sending.send_delivery(delivery_id=delivery_id)
         outcome = Counter(
             WebhookDelivery.objects.filter(pk__in=ids).values_list("status", flat=True)
         )
