@@ -12,6 +12,7 @@ from django.db.models import (
     BooleanField,
     Case,
     Count,
+    Exists,
     OuterRef,
     Q,
     QuerySet,
@@ -24,7 +25,8 @@ from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
 
 from audiences.conditions import compile_conditions, parse_conditions
-from groups.models import EventKind, MembersGroup, Membership, MembershipEvent
+from groups.models import ALL_MEMBERS_KEY, EventKind, MembersGroup, Membership, MembershipEvent
+from loyalty.models import Club
 from loyalty.pagination import SortKey, sorted_by
 from members.models import Member
 
@@ -295,3 +297,95 @@ def group_stats(
         size += joins - leaves
         start += step
     return stats
+
+
+# The members admin's groups (groups.admin.members) -------------------------------------
+
+
+def group_choices(*, clubs: QuerySet[Club], club_id: int | None) -> list[tuple[int, str, str]]:
+    """The groups of ``clubs`` (of ``club_id`` alone when given) as (id, name, club name),
+    by club name, name and id."""
+    groups = MembersGroup.objects.filter(club__in=clubs)
+    if club_id is not None:
+        groups = groups.filter(club_id=club_id)
+    return list(groups.order_by("club__name", "name", "pk").values_list("pk", "name", "club__name"))
+
+
+def in_group(*, group_id: int, clubs: QuerySet[Club]) -> Exists | None:
+    """True for members of group ``group_id``; None when no group of ``clubs`` has that id.
+
+    A semi-join on the membership index (club, group, member), no ids in Python. The club
+    as a constant, not the member's: the planner then seeks the group's rows instead of
+    walking every club's memberships.
+    """
+    club_id = (
+        MembersGroup.objects.filter(pk=group_id, club__in=clubs)
+        .values_list("club_id", flat=True)
+        .first()
+    )
+    if club_id is None:
+        return None
+    return Exists(
+        Membership.objects.filter(club_id=club_id, group_id=group_id, member_id=OuterRef("pk"))
+    )
+
+
+def groups_of_members(members: Sequence[Member]) -> dict[int, list[tuple[int, str]]]:
+    """Each member's groups as (id, name), by name, in one query for them all.
+
+    Both columns of the index (club, member), so only these members' rows are read.
+    """
+    rows = (
+        Membership.objects.filter(
+            club_id__in={member.club_id for member in members},
+            member_id__in=[member.pk for member in members],
+        )
+        .order_by("group__name", "group_id")
+        .values_list("member_id", "group_id", "group__name")
+    )
+    groups: dict[int, list[tuple[int, str]]] = {member.pk: [] for member in members}
+    for member_id, group_id, name in rows:
+        groups[member_id].append((group_id, name or f"group {group_id}"))
+    return groups
+
+
+def memberships_of_member(member: Member) -> list[tuple[int, str, datetime]]:
+    """Every group of the member as (id, name, joined at), by name, in one query on
+    (club, member)."""
+    return list(
+        Membership.objects.filter(club_id=member.club_id, member_id=member.pk)
+        .order_by("group__name", "group_id")
+        .values_list("group_id", "group__name", "joined_at")
+    )
+
+
+def groups_counts_of_members(members: Sequence[Member]) -> dict[int, int]:
+    """How many groups each member is in (members in none are left out), in one query."""
+    return dict(
+        Membership.objects.filter(
+            club_id__in={member.club_id for member in members},
+            member_id__in=[member.pk for member in members],
+        )
+        .values("member_id")
+        .annotate(groups=Count("*"))
+        .values_list("member_id", "groups")
+    )
+
+
+def stored_members_total(
+    *, clubs: QuerySet[Club], club_id: int | None, group_id: int | None
+) -> int:
+    """The members of ``clubs`` (of ``club_id``, of group ``group_id``), from stored counts.
+
+    A club's members are its "All members" group's; a group's are its ``members_count``.
+    """
+    groups = MembersGroup.objects.filter(club__in=clubs)
+    if club_id is not None:
+        groups = groups.filter(club_id=club_id)
+    groups = (
+        groups.filter(pk=group_id)
+        if group_id is not None
+        else groups.filter(system_key=ALL_MEMBERS_KEY)
+    )
+    total: int = sum(groups.values_list("members_count", flat=True))
+    return total

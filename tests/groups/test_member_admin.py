@@ -1,4 +1,4 @@
-"""The members list by group: filter, groups column, a member's groups, counts, query counts."""
+"""The members list by group (added by groups): filter, groups column, a member's groups, counts."""
 
 from __future__ import annotations
 
