@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -27,9 +27,9 @@ from loyalty.admin import (
 from loyalty.db import InArray
 from loyalty.errors import InvalidParameters
 from loyalty.pagination import MAX_ID
-from members import services
+from members import selectors, services
 from members.models import Member, MemberImport
-from members.normalize import NORMALIZERS, InvalidIdentifier, stored_consents
+from members.normalize import stored_consents
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldGroups
@@ -257,13 +257,7 @@ class MemberAdmin(ClubScopedAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        matches = Q(pk__in=[])
-        for field, normalize in NORMALIZERS.items():
-            try:
-                matches |= Q(**{field: normalize(term)})
-            except InvalidIdentifier:
-                continue
-        return queryset.filter(matches), False
+        return queryset.filter(selectors.identified_by(term)), False
 
     def _fields(self, form: forms.ModelForm[Member]) -> dict[str, Any]:
         return {

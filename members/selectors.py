@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 
 from loyalty.db import array_param, in_array
 from loyalty.models import Club
@@ -56,6 +56,18 @@ def resolve_identifiers(
         not_found=[raw for value, raw in wanted.items() if value not in found],
         invalid=list(invalid.values()),
     )
+
+
+def identified_by(term: str) -> Q:
+    """Members whose email, msisdn or id is ``term``, read as each kind of identifier it
+    can be (normalised): exact lookups on the club-first unique indexes."""
+    matches = Q(pk__in=[])
+    for field, normalize in NORMALIZERS.items():
+        try:
+            matches |= Q(**{field: normalize(term)})
+        except InvalidIdentifier:
+            continue
+    return matches
 
 
 def in_any_group(group_ids: Iterable[int]) -> Exists:

@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -30,16 +30,14 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from audiences.conditions import ConditionError, Node, parse_conditions, referenced_group_ids
+from audiences.conditions import referenced_group_ids
 from audiences.describe import describe_conditions
 from audiences.selectors import preview
-from groups import services
+from groups import selectors, services
 from groups.charts import size_chart
-from groups.dependencies import dependency_graph
 from groups.exports import members_csv_response
 from groups.forms import BulkMembersForm, GroupForm, rule_is_editable
-from groups.models import MembersGroup, Membership, MembershipEvent, Source
-from groups.selectors import group_size_history
+from groups.models import MembersGroup, Source
 from loyalty.admin import (
     ClubFilter,
     ClubScopedAdmin,
@@ -51,8 +49,6 @@ from loyalty.admin import (
 )
 from loyalty.errors import DomainError
 from loyalty.fields import UNSTORABLE, unstorable
-from members.models import Member
-from members.normalize import NORMALIZERS, InvalidIdentifier
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldGroups
@@ -76,90 +72,10 @@ STORY_FIELDS = [
 DETAIL_FIELDS = ["audience_link", "created_at", "updated_at"]
 
 
-def member_page(group: MembersGroup, after: int) -> tuple[list[tuple[Member, Any]], int | None]:
-    """One page of the group's members with their join times, and the cursor of the next.
-
-    Pages over the membership index (club, group, member) with a LIMIT, then fetches
-    just those members: as fast at any depth, where OFFSET or a COUNT would walk the group.
-    """
-    rows = list(
-        Membership.objects.filter(club_id=group.club_id, group_id=group.pk, member_id__gt=after)
-        .order_by("member_id")
-        .values_list("member_id", "joined_at")[: MEMBERS_PER_PAGE + 1]
-    )
-    joined = dict(rows[:MEMBERS_PER_PAGE])
-    members = Member.objects.filter(club_id=group.club_id, pk__in=list(joined)).order_by("pk")
-    next_after = rows[MEMBERS_PER_PAGE - 1][0] if len(rows) > MEMBERS_PER_PAGE else None
-    return [(member, joined[member.pk]) for member in members], next_after
-
-
-def history_page(
-    group: MembersGroup, before: int | None
-) -> tuple[list[MembershipEvent], int | None]:
-    """The group's events newest first, older than event ``before``, and the next cursor.
-
-    Follows the (club, group_id, created_at) index backwards with a LIMIT; no COUNT.
-    """
-    events = MembershipEvent.objects.filter(club_id=group.club_id, group_id=group.pk).order_by(
-        "-created_at", "-id"
-    )
-    if before is not None:
-        cursor = events.filter(pk=before).values_list("created_at", flat=True).first()
-        if cursor is not None:
-            events = events.filter(Q(created_at__lt=cursor) | Q(created_at=cursor, pk__lt=before))
-    page = list(events[: EVENTS_PER_PAGE + 1])
-    next_before = page[EVENTS_PER_PAGE - 1].pk if len(page) > EVENTS_PER_PAGE else None
-    return page[:EVENTS_PER_PAGE], next_before
-
-
-def latest_events(
-    group: MembersGroup, limit: int = LATEST_EVENTS
-) -> list[tuple[MembershipEvent, Member | None]]:
-    """The group's newest events, each with its member (None once the member is deleted).
-
-    Two queries whatever the history's length: the newest rows on the event index
-    ``(club, group_id, created_at)``, then their members by primary key.
-    """
-    events = list(
-        MembershipEvent.objects.filter(club_id=group.club_id, group_id=group.pk).order_by(
-            "-created_at", "-id"
-        )[:limit]
-    )
-    members = Member.objects.filter(club_id=group.club_id).in_bulk(
-        {event.member_id for event in events}
-    )
-    return [(event, members.get(event.member_id)) for event in events]
-
-
-def group_rule(group: MembersGroup) -> Node | None:
-    """The group's parsed rule; None for a rule stored before a grammar change."""
-    try:
-        return parse_conditions(group.audience.conditions)
-    except ConditionError:
-        return None
-
-
 def group_kind(group: MembersGroup) -> str:
     if group.system:
         return "system"
     return "automatic" if group.automatic else "manual"
-
-
-def find_members(group: MembersGroup, term: str) -> list[tuple[Member, bool]]:
-    """The club's members whose email, msisdn or id is ``term``, and whether each is in."""
-    matches = Q(pk__in=[])
-    for field, normalize in NORMALIZERS.items():
-        try:
-            matches |= Q(**{field: normalize(term)})
-        except InvalidIdentifier:
-            continue
-    found = list(Member.objects.filter(matches, club_id=group.club_id).order_by("pk"))
-    inside = set(
-        Membership.objects.filter(
-            club_id=group.club_id, group_id=group.pk, member_id__in=[m.pk for m in found]
-        ).values_list("member_id", flat=True)
-    )
-    return [(member, member.pk in inside) for member in found]
 
 
 def _counts(result: services.BulkResult, action: str) -> list[tuple[str, int]]:
@@ -288,20 +204,16 @@ class MembersGroupAdmin(ClubScopedAdmin):
         """The rule in plain English, naming the groups it reads (one query for the names)."""
         if group.is_manual:
             return "None: members are added and removed by hand"
-        node = group_rule(group)
+        node = selectors.group_rule(group)
         if node is None:
             return "A rule this version cannot read; see the conditions below"
-        names = dict(
-            MembersGroup.objects.filter(
-                club_id=group.club_id, pk__in=referenced_group_ids(node)
-            ).values_list("pk", "name")
+        return describe_conditions(
+            node, selectors.group_names(group.club_id, referenced_group_ids(node))
         )
-        return describe_conditions(node, names)
 
     def _group_links(self, club_id: int, group_ids: set[int]) -> str:
         if not group_ids:
             return self.get_empty_value_display()
-        groups = MembersGroup.objects.filter(club_id=club_id, pk__in=group_ids).order_by("name")
         return format_html_join(
             ", ",
             '<a href="{}">{}</a> ({}, {} members)',
@@ -312,7 +224,7 @@ class MembersGroupAdmin(ClubScopedAdmin):
                     group_kind(group),
                     group.members_count,
                 )
-                for group in groups
+                for group in selectors.groups_by_name(club_id, group_ids)
             ),
         )
 
@@ -322,16 +234,14 @@ class MembersGroupAdmin(ClubScopedAdmin):
 
         Read from the group's own rule; a manual group's rule names only itself.
         """
-        node = group_rule(group) if group.automatic else None
+        node = selectors.group_rule(group) if group.automatic else None
         needs = referenced_group_ids(node) if node is not None else set()
         return self._group_links(group.club_id, needs - {group.pk})
 
     @admin.display(description="used by")
     def used_by(self, group: MembersGroup) -> str:
         """The automatic groups whose rules read this group: they follow its changes."""
-        graph = dependency_graph(group.club_id)
-        users = {g for g, needs in graph.items() if group.pk in needs and g != group.pk}
-        return self._group_links(group.club_id, users)
+        return self._group_links(group.club_id, selectors.dependants_of(group))
 
     def render_change_form(
         self,
@@ -346,8 +256,8 @@ class MembersGroupAdmin(ClubScopedAdmin):
             # Three queries whatever the group's size or history (see the selectors).
             context.update(
                 chart_days=CHART_DAYS,
-                size_chart=size_chart(group_size_history(obj, days=CHART_DAYS)),
-                latest_events=latest_events(obj),
+                size_chart=size_chart(selectors.group_size_history(obj, days=CHART_DAYS)),
+                latest_events=selectors.latest_events(obj, limit=LATEST_EVENTS),
                 can_view_members=_can_view_members(request),
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -525,8 +435,12 @@ class MembersGroupAdmin(ClubScopedAdmin):
                     # shows that result again, updated.
                     return HttpResponseRedirect(request.get_full_path())
         after = _cursor(request, "after") or 0
-        members, next_after = member_page(group, after)
-        events, next_before = history_page(group, _cursor(request, "before"))
+        members, next_after = selectors.members_with_join_times(
+            group, after=after, per_page=MEMBERS_PER_PAGE
+        )
+        events, next_before = selectors.history_page(
+            group, before=_cursor(request, "before"), per_page=EVENTS_PER_PAGE
+        )
         term = request.GET.get("q", "").strip()
         context = {
             **self.admin_site.each_context(request),
@@ -538,7 +452,7 @@ class MembersGroupAdmin(ClubScopedAdmin):
             "form": form,
             "result": result,
             "term": term,
-            "found": find_members(group, term) if term else None,
+            "found": selectors.find_members(group, term) if term else None,
             "members": members,
             "first_members_url": _url_with(request, "after", None) if after else None,
             "next_members_url": _url_with(request, "after", next_after) if next_after else None,

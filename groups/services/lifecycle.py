@@ -9,7 +9,7 @@ from django.db import transaction
 from audiences.models import Audience
 from audiences.services import check_group_references, parse_or_refuse
 from groups import ledger
-from groups.dependencies import dependency_graph
+from groups.dependencies import dependency_graph, users_of
 from groups.models import ALL_MEMBERS_KEY, MembersGroup
 from groups.services.errors import GroupInUse, GroupIsSystem
 from groups.services.locking import lock_group, lock_rules
@@ -167,8 +167,7 @@ def delete_group(*, group: MembersGroup, source: str, actor: str = "") -> None:
     group = lock_group(group)
     if group.system:
         raise GroupIsSystem()
-    graph = dependency_graph(group.club_id)
-    users = sorted(g for g, needs in graph.items() if group.pk in needs and g != group.pk)
+    users = sorted(users_of(dependency_graph(group.club_id), group.pk))
     if users:
         names = ", ".join(
             f"{name} ({pk})"
