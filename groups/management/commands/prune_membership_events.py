@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from groups.ledger import prune_events
-from groups.management.lookups import club_by_slug
+from loyalty.management.lookups import club_by_slug
 from loyalty.models import Club
 
 

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import time
 from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError
-from tqdm import tqdm
 
-from groups.management.lookups import club_by_slug, manual_group
-from groups.management.tqdm_stream import TqdmStream
-from groups.models import MembersGroup, Source
+# The one import of groups by members: --group adds the imported members to a manual group
+# through the groups service (declared as an exception to the app layers, pyproject.toml).
+from groups.management.lookups import manual_group
 from groups.services import add_member_ids
-from members.imports import (
-    ARRAYS,
-    MATCH_BY,
-    MODES,
-    ImportReport,
-    Reject,
-    RowReader,
-    import_members,
-    read_rows,
-)
+from loyalty.management.lookups import club_by_slug
+from loyalty.management.reporting import Progress, RejectReport
+from members.import_services import IMPORT_SOURCE
+from members.imports import ARRAYS, MATCH_BY, MODES, ImportReport, Reject, import_members, read_rows
 
 ACTOR = "import_members"
 # Seconds between two progress lines when the output is not a terminal.
@@ -36,62 +27,10 @@ PROGRESS_INTERVAL = 10.0
 SHOWN_REJECTS = 10
 
 
-class Progress:
-    """Progress of an import: a bar on a terminal, a plain line now and then otherwise."""
-
-    def __init__(self, out: OutputWrapper, reader: RowReader) -> None:
-        self.out = out
-        self.reader = reader
-        self.started = self.shown = time.monotonic()
-        self.bar: tqdm[Any] | None = None
-        if out.isatty():
-            self.bar = tqdm(
-                total=reader.size,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc="Importing",
-                file=TqdmStream(out),
-            )
-
-    def update(self, report: ImportReport) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(
-                f"{report.rows:,} rows, {report.rate:,.0f} rows/s, {report.rejected:,} rejected",
-                refresh=False,
-            )
-            self.bar.update(self.reader.bytes_read - self.bar.n)
-            return
-        now = time.monotonic()
-        if now - self.shown < PROGRESS_INTERVAL:
-            return
-        self.shown = now
-        done = self.reader.bytes_read / self.reader.size if self.reader.size else 1.0
-        left = (now - self.started) * (1 - done) / done if done else 0.0
-        self.out.write(
-            f"{report.rows:,} rows ({done:.0%} of the file): {report.created:,} created, "
-            f"{report.updated:,} updated, {report.unchanged:,} unchanged, "
-            f"{report.rejected:,} rejected; {report.rate:,.0f} rows/s, "
-            f"about {timedelta(seconds=round(left))} left"
-        )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-class RejectFile:
-    """Rejected rows as CSV (line, row, reason), written as they come."""
-
-    def __init__(self, file: TextIO) -> None:
-        self.writer = csv.writer(file)
-        self.writer.writerow(["line", "row", "reason"])
-
-    def write(self, reject: Reject) -> None:
-        row = reject.row
-        if not isinstance(row, str):
-            row = json.dumps(row, ensure_ascii=False, default=str)
-        self.writer.writerow([reject.line, row, reject.reason])
+def row_text(reject: Reject) -> str:
+    """A rejected row as the reject file shows it: its text, or its JSON."""
+    row = reject.row
+    return row if isinstance(row, str) else json.dumps(row, ensure_ascii=False, default=str)
 
 
 class Command(BaseCommand):
@@ -170,7 +109,15 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be positive.")
         reader = read_rows(path)
-        progress = Progress(self.stdout, reader)
+        progress = Progress(
+            self.stdout,
+            total=reader.size,
+            every=PROGRESS_INTERVAL,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc="Importing",
+        )
         shown: list[Reject] = []
         added = batch_added = 0
 
@@ -179,13 +126,26 @@ class Command(BaseCommand):
             nonlocal batch_added
             assert manual is not None
             batch_added = add_member_ids(
-                group=manual, member_ids=member_ids, source=Source.IMPORT, actor=ACTOR
+                group=manual, member_ids=member_ids, source=IMPORT_SOURCE, actor=ACTOR
             )
 
         def batch_done(report: ImportReport, member_ids: list[int]) -> None:
             nonlocal added, batch_added
             added, batch_added = added + batch_added, 0
-            progress.update(report)
+
+            def plain(done: float, left: float) -> str:
+                return (
+                    f"{report.rows:,} rows ({done:.0%} of the file): {report.created:,} created, "
+                    f"{report.updated:,} updated, {report.unchanged:,} unchanged, "
+                    f"{report.rejected:,} rejected; {report.rate:,.0f} rows/s, "
+                    f"about {timedelta(seconds=round(left))} left"
+                )
+
+            progress.advance(
+                reader.bytes_read,
+                f"{report.rows:,} rows, {report.rate:,.0f} rows/s, {report.rejected:,} rejected",
+                plain,
+            )
 
         with ExitStack() as stack:
             stack.callback(progress.close)
@@ -194,7 +154,11 @@ class Command(BaseCommand):
                 file = stack.enter_context(
                     reject_file.open("w", newline="", encoding="utf-8", errors="surrogateescape")
                 )
-                on_reject = RejectFile(file).write
+                reject_report = RejectReport(file, ("line", "row", "reason"))
+
+                def on_reject(reject: Reject) -> None:
+                    reject_report.write([(reject.line, row_text(reject), reject.reason)])
+
             else:
 
                 def on_reject(reject: Reject) -> None:
@@ -210,7 +174,7 @@ class Command(BaseCommand):
                     arrays=arrays,
                     dry_run=dry_run,
                     batch_size=batch_size,
-                    source=Source.IMPORT,
+                    source=IMPORT_SOURCE,
                     actor=ACTOR,
                     on_reject=on_reject,
                     on_batch=batch_done,
@@ -232,13 +196,13 @@ class Command(BaseCommand):
                     ),
                     returncode=130,
                 ) from None
-        self.summarise(report, dry_run, manual, added, shown, reject_file)
+        self.summarise(report, dry_run, manual.name if manual else None, added, shown, reject_file)
 
     def summarise(
         self,
         report: ImportReport,
         dry_run: bool,
-        group: MembersGroup | None,
+        group_name: str | None,
         added: int,
         shown: list[Reject],
         reject_file: Path | None,
@@ -250,8 +214,8 @@ class Command(BaseCommand):
             f"{report.unchanged:,}, rejected {report.rejected:,} in {report.elapsed:.2f} s "
             f"({report.rate:,.0f} rows/s)."
         )
-        if group is not None:
-            self.stdout.write(f'Added {added:,} members to the group "{group.name}".')
+        if group_name is not None:
+            self.stdout.write(f'Added {added:,} members to the group "{group_name}".')
         if report.rejected and reject_file is not None:
             self.stdout.write(f"Rejected rows are in {reject_file}.")
         elif shown:

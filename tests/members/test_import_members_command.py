@@ -11,9 +11,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from groups import services
-from groups.management.commands import import_members as command
 from groups.models import MembersGroup, MembershipEvent
 from loyalty.models import Club
+from members.management.commands import import_members as command
 from members.models import Member
 from members.services import create_member
 from tests.helpers import assert_consistent, cond
