@@ -119,7 +119,9 @@ def update_group(*, group: MembersGroup, actor: str = "", **fields: Any) -> Memb
             setattr(group, field, fields[field])
     followed = group.audience
     new_rule = _set_rule(group, rule_fields) if rule_fields else False
-    group.save()
+    # Its own fields only: the count and the recomputation state are the ledger's and the
+    # rules' to write.
+    group.save(update_fields=["name", "type", "description", "audience", "updated_at"])
     if group.audience_id != followed.pk:
         _drop_if_unused(followed)
     if new_rule:
