@@ -13,7 +13,7 @@ from tqdm import tqdm
 from groups.exports import EXPORT_COLUMNS, group_members_csv
 from groups.management.lookups import group_of_club
 from loyalty.management.lookups import club_by_slug
-from loyalty.management.reporting import TqdmStream
+from loyalty.management.progress import TqdmStream
 
 
 class Command(BaseCommand):

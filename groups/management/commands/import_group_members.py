@@ -16,7 +16,7 @@ from groups import services
 from groups.management.lookups import manual_group
 from groups.models import Source
 from loyalty.management.lookups import club_by_slug
-from loyalty.management.reporting import Progress, RejectReport
+from loyalty.management.progress import Progress, RejectReport
 from members.imports.reading import Identifier, NotUtf8, Reject, count_lines, read_identifiers
 from members.normalize import NORMALIZERS, InvalidIdentifier
 from members.selectors import IDENTIFIER_TYPES

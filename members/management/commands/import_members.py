@@ -16,7 +16,7 @@ from django.db import IntegrityError
 from groups.management.lookups import manual_group
 from groups.services import add_member_ids
 from loyalty.management.lookups import club_by_slug
-from loyalty.management.reporting import Progress, RejectReport
+from loyalty.management.progress import Progress, RejectReport
 from members.import_services import IMPORT_SOURCE
 from members.imports import ARRAYS, MATCH_BY, MODES, ImportReport, Reject, import_members, read_rows
 

@@ -1,4 +1,4 @@
-"""What long commands show as they run: progress (a bar or plain lines) and reject reports.
+"""What long commands show as they run: progress (a bar or plain lines) and rejected input.
 
 Shared by the import commands (``import_members``, ``import_group_members``) and the
 export (``export_group_members``).
