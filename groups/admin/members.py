@@ -36,7 +36,7 @@ class GroupFilter(admin.SimpleListFilter):
     title = "members group"
     parameter_name = "group"
 
-    # Ids as text: see ClubFilter.lookups.
+    # Ids as text: see IdFilter.
     def lookups(
         self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
     ) -> list[tuple[str, str]]:

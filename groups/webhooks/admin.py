@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from groups.models import MembersGroup
 from groups.webhooks import outbound, sending
 from groups.webhooks.models import WebhookDelivery, WebhookEndpoint
-from loyalty.admin import ClubFilter, ClubScopedAdmin, ServiceModelForm, admin_id, managed_clubs
+from loyalty.admin import ClubFilter, ClubScopedAdmin, IdFilter, ServiceModelForm, managed_clubs
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldGroups
@@ -122,25 +122,18 @@ class WebhookEndpointAdmin(ClubScopedAdmin):
         return format_html('<a href="{}?endpoint={}">Deliveries</a>', url, endpoint.pk)
 
 
-class EndpointFilter(admin.SimpleListFilter):
+class EndpointFilter(IdFilter):
     """The endpoints of the clubs the user manages (a plain field filter would list all)."""
 
     title = "endpoint"
     parameter_name = "endpoint"
+    field = "endpoint_id"
 
-    # Ids as text: see ClubFilter.lookups.
     def lookups(
         self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
     ) -> list[tuple[str, str]]:
         endpoints = WebhookEndpoint.objects.filter(club__in=managed_clubs(request))
         return [(str(endpoint.pk), str(endpoint)) for endpoint in endpoints]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if value is None:
-            return queryset
-        endpoint_id = admin_id(value)
-        return queryset.none() if endpoint_id is None else queryset.filter(endpoint_id=endpoint_id)
 
 
 @admin.register(WebhookDelivery)

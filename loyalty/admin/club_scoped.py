@@ -208,25 +208,34 @@ class ServiceModelForm(AnyModelForm):
 _refusal: ContextVar[DomainError | None] = ContextVar("admin_refusal", default=None)
 
 
-class ClubFilter(admin.SimpleListFilter):
-    """Filter by club, offering only the clubs the user manages."""
+class IdFilter(admin.SimpleListFilter):
+    """Filter by the id of a related row in ``field``; a value that is no id matches nothing.
 
-    title = "club"
-    parameter_name = "club"
+    Lookups give ids as text, as ``queryset`` reads them back: the facet counts
+    (?_facets=True) pass each lookup value to it as it is.
+    """
 
-    # Ids as text, as queryset() reads them back: the facet counts (?_facets=True) pass
-    # each lookup value to it as it is.
-    def lookups(
-        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
-    ) -> list[tuple[str, str]]:
-        return [(str(club.pk), str(club)) for club in managed_clubs(request)]
+    field: str
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         if value is None:
             return queryset
-        club_id = admin_id(value)
-        return queryset.none() if club_id is None else queryset.filter(club_id=club_id)
+        pk = admin_id(value)
+        return queryset.none() if pk is None else queryset.filter(**{self.field: pk})
+
+
+class ClubFilter(IdFilter):
+    """Filter by club, offering only the clubs the user manages."""
+
+    title = "club"
+    parameter_name = "club"
+    field = "club_id"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
+        return [(str(club.pk), str(club)) for club in managed_clubs(request)]
 
 
 class ClubScopedAdmin(AnyModelAdmin):
