@@ -47,7 +47,7 @@ class MembersGroup(ClubScopedModel):
     audience = models.ForeignKey(
         Audience, on_delete=models.RESTRICT, related_name="groups", db_index=False
     )
-    # Kept exact by groups.services in the same transaction as the rows; never counted on read.
+    # Kept exact by groups.ledger in the same transaction as the rows; never counted on read.
     members_count = models.BigIntegerField(default=0, editable=False)
     # True while a background recomputation of the rule is pending or running.
     recomputing = models.BooleanField(default=False, editable=False)

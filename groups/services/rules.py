@@ -224,8 +224,8 @@ def order_for_recompute(groups: Sequence[MembersGroup]) -> list[MembersGroup]:
 def recount_group(*, group_id: int) -> tuple[int, int] | None:
     """Set the stored count from the rows; return (old, new) if it was wrong.
 
-    Only a repair: every service keeps the count exact, so this finds drift from writes
-    made behind the services' back (a manual SQL fix, a restored backup).
+    Only a repair: the ledger keeps the count exact, so this finds drift from writes made
+    behind its back (a manual SQL fix, a restored backup).
     """
     return ledger.recount(lock_group(MembersGroup.objects.get(pk=group_id)))
 
