@@ -10,7 +10,13 @@ one writer of membership rows, events and counts. Callers import the package
 (``from groups import services``) and call ``services.add_members(...)``.
 """
 
-from groups.services.errors import GroupInUse, GroupIsAutomatic, GroupIsSystem
+from groups.services.errors import (
+    GroupInUse,
+    GroupIsAutomatic,
+    GroupIsSystem,
+    refuse_membership_by_hand,
+    refuse_system,
+)
 from groups.services.lifecycle import (
     create_group,
     create_system_groups,
@@ -62,6 +68,8 @@ __all__ = [
     "refresh_memberships_for_member",
     "refresh_memberships_for_members",
     "refresh_relative_date_groups",
+    "refuse_membership_by_hand",
+    "refuse_system",
     "remove_member_ids",
     "remove_members",
     "resume_stale_recomputations",

@@ -1,5 +1,7 @@
-"""The refusals of group services: each a message and a status (405) for the API."""
+"""The refusals of group services (each a message and a status, 405, for the API), and the
+checks that make them."""
 
+from groups.models import MembersGroup
 from loyalty.errors import NotAllowed
 
 
@@ -13,3 +15,16 @@ class GroupIsAutomatic(NotAllowed):
 
 class GroupInUse(NotAllowed):
     message = "The group is used by the conditions of other groups."
+
+
+def refuse_system(group: MembersGroup) -> None:
+    """A system group is the system's: changing or destroying it is 405, whatever was sent."""
+    if group.system:
+        raise GroupIsSystem()
+
+
+def refuse_membership_by_hand(group: MembersGroup) -> None:
+    """Only a manual group's members change by hand: else 405, whatever was sent."""
+    refuse_system(group)
+    if group.automatic:
+        raise GroupIsAutomatic()

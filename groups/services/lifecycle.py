@@ -11,7 +11,7 @@ from audiences.services import check_group_references, parse_or_refuse
 from groups import ledger
 from groups.dependencies import dependency_graph, users_of
 from groups.models import ALL_MEMBERS_KEY, MembersGroup
-from groups.services.errors import GroupInUse, GroupIsSystem
+from groups.services.errors import GroupInUse, refuse_system
 from groups.services.locking import lock_group, lock_rules
 from groups.services.rules import check_graph, recompute_or_schedule
 from loyalty.errors import InvalidParameters
@@ -103,17 +103,22 @@ def update_group(*, group: MembersGroup, actor: str = "", **fields: Any) -> Memb
     if "audience_id" in fields or "audience_conditions" in fields:
         lock_rules(group.club_id, exclusive=True)
     group = lock_group(group)
-    if group.system:
-        raise GroupIsSystem()
+    refuse_system(group)
     rule_fields: dict[str, Any] = {
         k: fields[k] for k in ("audience_id", "audience_conditions") if k in fields
     }
     if rule_fields and group.is_manual:
-        raise InvalidParameters(
-            details={
-                k: [{"error": "not_allowed_for_manual_group", "options": {}}] for k in rule_fields
-            }
-        )
+        # Its own audience and rule echoed back (a group read and sent back whole) change
+        # nothing; only a change is refused.
+        own = {"audience_id": group.audience_id, "audience_conditions": group.audience.conditions}
+        changed = [k for k, value in rule_fields.items() if value != own[k]]
+        if changed:
+            raise InvalidParameters(
+                details={
+                    k: [{"error": "not_allowed_for_manual_group", "options": {}}] for k in changed
+                }
+            )
+        rule_fields = {}
     for field in ("name", "type", "description"):
         if field in fields:
             setattr(group, field, fields[field])
@@ -167,8 +172,7 @@ def delete_group(*, group: MembersGroup, source: str, actor: str = "") -> None:
     """Destroy a group, recording a leave for each member; the audience made for it goes
     with it, an audience a client created stays."""
     group = lock_group(group)
-    if group.system:
-        raise GroupIsSystem()
+    refuse_system(group)
     users = sorted(users_of(dependency_graph(group.club_id), group.pk))
     if users:
         names = ", ".join(

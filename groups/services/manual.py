@@ -10,7 +10,7 @@ from django.db import transaction
 
 from groups import ledger
 from groups.models import MembersGroup
-from groups.services.errors import GroupIsAutomatic, GroupIsSystem
+from groups.services.errors import refuse_membership_by_hand
 from groups.services.locking import lock_group, lock_members
 from groups.services.rules import propagate
 from members.selectors import Resolution, resolve_identifiers
@@ -31,10 +31,7 @@ def _editable(group: MembersGroup, member_ids: Sequence[int]) -> tuple[MembersGr
     """Lock a manual group for a change of its members, or refuse with 405; then share-lock
     the club's members among ``member_ids`` and return the group and those found."""
     group = lock_group(group)
-    if group.system:
-        raise GroupIsSystem()
-    if group.automatic:
-        raise GroupIsAutomatic()
+    refuse_membership_by_hand(group)
     return group, lock_members(group.club_id, sorted(set(member_ids)))
 
 
