@@ -46,9 +46,9 @@ def check_group_references(club_id: int, node: Node, field: str) -> set[int]:
     # The club's groups through their audiences' reverse relation (a group and its audience
     # are of one club): audiences sit below groups and never import them.
     unknown = ids - set(
-        Audience.objects.filter(club_id=club_id, groups__pk__in=ids).values_list(
-            "groups__pk", flat=True
-        )
+        Audience.objects.filter(club_id=club_id, groups__pk__in=ids)
+        .order_by()
+        .values_list("groups__pk", flat=True)
     )
     if unknown:
         raise InvalidParameters.field(field, "unknown_members_group", ids=sorted(unknown))
