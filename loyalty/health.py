@@ -5,13 +5,13 @@ from __future__ import annotations
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 
-from loyalty.exceptions import (
+from loyalty.api.error_responses import (
     DATABASE_UNAVAILABLE,
     database_fault,
     error_body,
     service_unavailable,
 )
-from loyalty.renderers import json_response
+from loyalty.api.renderers import json_response
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

@@ -24,9 +24,9 @@ from loyalty.admin import (
     adopt,
     managed_clubs,
 )
+from loyalty.api.pagination import MAX_ID
 from loyalty.db import InArray
 from loyalty.errors import InvalidParameters
-from loyalty.pagination import MAX_ID
 from members import selectors, services
 from members.models import Member, MemberImport
 from members.normalize import stored_consents

@@ -47,8 +47,8 @@ from loyalty.admin import (
     managed_clubs,
     refusal_messages,
 )
+from loyalty.api.fields import UNSTORABLE, unstorable
 from loyalty.errors import DomainError
-from loyalty.fields import UNSTORABLE, unstorable
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldGroups

@@ -10,8 +10,8 @@ from typing import Any
 from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Sum, Value, When
 
 from groups.models import ALL_MEMBERS_KEY, EventKind, MembersGroup, Membership, MembershipEvent
+from loyalty.api.pagination import SortKey, sorted_by
 from loyalty.models import Club
-from loyalty.pagination import SortKey, sorted_by
 from members.models import Member
 from members.selectors import identified_by
 

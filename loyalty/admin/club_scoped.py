@@ -20,10 +20,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext
 
+from loyalty.api.fields import MAX_JSON_DEPTH, UNSTORABLE, deeper_than, unstorable
+from loyalty.api.pagination import MAX_ID
 from loyalty.errors import DomainError
-from loyalty.fields import MAX_JSON_DEPTH, UNSTORABLE, deeper_than, unstorable
 from loyalty.models import Club
-from loyalty.pagination import MAX_ID
 
 if TYPE_CHECKING:
     # Generic in django-stubs only: at runtime these classes take no type arguments.

@@ -16,8 +16,8 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from groups.models import MembersGroup
+from loyalty.db_routing import REPLICA, ReplicaReadsMiddleware
 from loyalty.models import Club
-from loyalty.routers import REPLICA, ReplicaReadsMiddleware
 from members.models import Member
 from tests.api_fixtures import ClubClient
 from tests.factories import MemberFactory
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=[DEFAULT_DB_ALIAS
 def replica(settings: Any) -> None:
     """The router, as DATABASE_REPLICA_URL sets it; ``replica`` is the test database's
     mirror alias (tests/conftest.py)."""
-    settings.DATABASE_ROUTERS = ["loyalty.routers.ReplicaRouter"]
+    settings.DATABASE_ROUTERS = ["loyalty.db_routing.ReplicaRouter"]
 
 
 def queries_by_alias(send: Callable[[], Any]) -> tuple[Any, list[str], list[str]]:

@@ -19,18 +19,18 @@ from rest_framework.request import Request, clone_request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from loyalty.authentication import ClubAccess
-from loyalty.db import InArray, in_retried_transaction
-from loyalty.errors import InvalidParameters
-from loyalty.exceptions import (
+from loyalty.api.authentication import ClubAccess
+from loyalty.api.error_responses import (
     ErrorSerializer,
     InvalidParametersSerializer,
     validation_details,
 )
-from loyalty.fields import MAX_JSON_DEPTH, deeper_than
-from loyalty.filtering import QueryFilterSet
+from loyalty.api.fields import MAX_JSON_DEPTH, deeper_than
+from loyalty.api.filters import QueryFilterSet
+from loyalty.api.query import FORMAT, Parameter, read_query
+from loyalty.db import InArray, in_retried_transaction
+from loyalty.errors import InvalidParameters
 from loyalty.models import Club
-from loyalty.query import FORMAT, Parameter, read_query
 
 # The membership-event source of API writes (groups.models.Source.API; loyalty sits below
 # groups and cannot import it).
@@ -199,7 +199,7 @@ class ClubScopedViewSet(GenericViewSet[Any]):
 
     ``query_parameters`` names the actions that read the query string, with the parameters
     each takes beside its FilterSet's (``filterset_class``): any other is 422, and the
-    action reads ``self.query`` (``loyalty.query.read_query``). The other actions (show,
+    action reads ``self.query`` (``loyalty.api.query.read_query``). The other actions (show,
     create...) ignore the query string.
     """
 

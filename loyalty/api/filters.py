@@ -1,8 +1,8 @@
 """The API's list filters: django-filter FilterSets, read through the strict wire format.
 
 Each list declares its filters as a ``QueryFilterSet`` of the filters below. The query
-reaches them as ``loyalty.query`` read it (plain names, arrays gathered, unknown names
-refused); their form fields parse each value with the ``loyalty.query`` parsers, and a bad
+reaches them as ``loyalty.api.query`` read it (plain names, arrays gathered, unknown names
+refused); their form fields parse each value with the ``loyalty.api.query`` parsers, and a bad
 one is 422 in SPEC's details format (not DRF's 400). drf-spectacular documents the
 parameters from the same FilterSets (``QueryFilterExtension``).
 """
@@ -24,10 +24,11 @@ from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.plumbing import build_parameter_type
 from drf_spectacular.utils import OpenApiParameter
 
-from loyalty import casefold, query
+from loyalty import casefold
+from loyalty.api import query
+from loyalty.api.pagination import MAX_ID
+from loyalty.api.query import BadValue, Parameter
 from loyalty.errors import InvalidParameters
-from loyalty.pagination import MAX_ID
-from loyalty.query import BadValue, Parameter
 
 _M = TypeVar("_M", bound=Model)
 _R = TypeVar("_R")
@@ -68,7 +69,7 @@ class KeyedWidget(forms.Widget):
 
 
 class ValueField(forms.Field):
-    """A value parsed by ``parse`` (one of ``loyalty.query``'s parsers)."""
+    """A value parsed by ``parse`` (one of ``loyalty.api.query``'s parsers)."""
 
     widget: type[forms.Widget] = ValueWidget
 
@@ -241,7 +242,7 @@ class KeyedFilter(QueryFilter):
 
 
 class QueryFilterSet(django_filters.FilterSet):
-    """A list's filters, read from a query as ``loyalty.query.read_query`` gives it."""
+    """A list's filters, read from a query as ``loyalty.api.query.read_query`` gives it."""
 
     @classmethod
     def parameters(cls) -> list[Parameter]:
@@ -298,7 +299,7 @@ class QueryFilterBackend(DjangoFilterBackend):
 class QueryFilterExtension(DjangoFilterExtension):
     """Each filter's parameters as the wire format spells them (``ids[]``, ``properties``)."""
 
-    target_class = "loyalty.filtering.QueryFilterBackend"
+    target_class = "loyalty.api.filters.QueryFilterBackend"
     priority = 1  # before drf-spectacular's own extension, which matches subclasses too
 
     def resolve_filter_field(

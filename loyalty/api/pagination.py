@@ -15,8 +15,8 @@ from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from loyalty.api.query import BadValue, Parameter, integer
 from loyalty.errors import InvalidParameters
-from loyalty.query import BadValue, Parameter, integer
 
 PER_PAGE_DEFAULT = 100
 PER_PAGE_MAX = 1000
@@ -25,7 +25,7 @@ MAX_ID = 2**63 - 1
 # Beyond it the page's offset would not fit PostgreSQL's bigint.
 PAGE_NO_MAX = MAX_ID // PER_PAGE_MAX
 DIRECTIONS = ("asc", "desc")
-# The query parameters of a paged list, and of a sorted one (loyalty.query).
+# The query parameters of a paged list, and of a sorted one (loyalty.api.query).
 PAGE_QUERY = (Parameter("page_no"), Parameter("per_page"))
 SORT_QUERY = (Parameter("sort_by", array=True), Parameter("sort_directions", array=True))
 
@@ -46,7 +46,7 @@ def int_param(
 
 
 def parsed_param(query: QueryDict, name: str, parse: Callable[[str], _V]) -> _V | None:
-    """The value of ``name`` parsed by ``parse`` (a ``loyalty.query`` parser), None when
+    """The value of ``name`` parsed by ``parse`` (a ``loyalty.api.query`` parser), None when
     absent, or 422 under ``name``."""
     raw = query.get(name)
     if raw is None:
@@ -238,7 +238,7 @@ class SortKey:
 
 
 def sort_keys(query: QueryDict, sortable: Sequence[str]) -> list[SortKey]:
-    """Parse ``sort_by[]``/``sort_directions[]`` pairs (read by ``loyalty.query``: plain
+    """Parse ``sort_by[]``/``sort_directions[]`` pairs (read by ``loyalty.api.query``: plain
     names); a missing direction is ``asc``."""
     fields = query.getlist("sort_by")
     directions = query.getlist("sort_directions")

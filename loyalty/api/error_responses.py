@@ -1,6 +1,6 @@
 """The API's one error format: the DRF exception handler and JSON 400/404/500/503 views.
 
-Every error body is ``error_body`` written by ``loyalty.renderers.json_bytes``: DRF's
+Every error body is ``error_body`` written by ``loyalty.api.renderers.json_bytes``: DRF's
 responses through the API's renderer, Django's handlers through ``json_response``.
 """
 
@@ -26,8 +26,8 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from loyalty.api.renderers import json_response
 from loyalty.errors import DomainError
-from loyalty.renderers import json_response
 
 API_PREFIX = "/v3/"
 NOT_FOUND = "Not found"

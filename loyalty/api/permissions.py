@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from loyalty.authentication import ClubAccess
+from loyalty.api.authentication import ClubAccess
 
 # Actions that need no permit of their own: an unmapped method (answered 405 by the view)
 # and OPTIONS.

@@ -11,7 +11,7 @@ from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
-from loyalty.authentication import ClubAccess
+from loyalty.api.authentication import ClubAccess
 
 # Tries to create a missing counter before the store counts as failing: a create loses
 # only to a concurrent request's create, after which the increment succeeds.
