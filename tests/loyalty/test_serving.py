@@ -37,7 +37,7 @@ HEX_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def production_env(**overrides: str) -> dict[str, str]:
-    """The environment of a production process (the README's list), with ``overrides``."""
+    """The environment of a production process (docs/operations.md's list), with ``overrides``."""
     env = {
         # A test tool may allow async-unsafe calls in this process; production never does.
         **{key: value for key, value in os.environ.items() if key != "DJANGO_ALLOW_ASYNC_UNSAFE"},

@@ -39,7 +39,7 @@ class Command(BaseCommand):
         "transaction each. A row matches a member by email, else msisdn, else id (or by what "
         "--update-by names); new members are created, matched ones updated where the row "
         "changes them. Rejected rows are reported with their line and reason. Running the "
-        "same file again changes nothing. The file formats are described in the README."
+        "same file again changes nothing. The file formats are described in docs/imports.md."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
