@@ -10,6 +10,7 @@ from typing import Any, ClassVar, TypeVar
 from django.db.models import F, Model, QuerySet
 from django.db.models.expressions import OrderBy
 from django.http import QueryDict
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
@@ -276,6 +277,24 @@ def sort_parameters(sortable: Sequence[str]) -> list[dict[str, Any]]:
             "sort_directions[]",
             {"type": "array", "items": {"type": "string", "enum": list(DIRECTIONS)}},
             "The direction of each sort_by[] field, by position; a missing one is asc.",
+        ),
+    ]
+
+
+def sort_by_parameters(fields: Sequence[str], description: str) -> list[OpenApiParameter]:
+    """The schema of ``sort_by[]``/``sort_directions[]`` for a list sorted by these fields."""
+    return [
+        OpenApiParameter(
+            "sort_by[]",
+            {"type": "array", "items": {"type": "string", "enum": list(fields)}},
+            explode=True,
+            description=description,
+        ),
+        OpenApiParameter(
+            "sort_directions[]",
+            {"type": "array", "items": {"type": "string", "enum": list(DIRECTIONS)}},
+            explode=True,
+            description="asc (default) or desc, by position.",
         ),
     ]
 
