@@ -1,5 +1,6 @@
 """URL configuration: the admin, the API under /v3/<club_slug>/ (every app's viewsets on one
-router: the one place loyalty imports the apps above it), its schema and docs, health."""
+router: the one place loyalty imports the apps above it), its schema and docs, the probes
+(health, readiness) and the metrics."""
 
 from typing import Any
 
@@ -12,8 +13,9 @@ from rest_framework.routers import SimpleRouter
 
 from audiences.views import AudienceViewSet
 from groups.views import MemberGroupsViewSet, MembersGroupViewSet
+from loyalty import metrics
 from loyalty.api import error_responses
-from loyalty.health import healthz
+from loyalty.health import healthz, readyz
 from members.import_views import MemberImportViewSet
 from members.views import MemberViewSet
 
@@ -45,9 +47,11 @@ router.register(
 router.register("audiences", AudienceViewSet, basename="audience")
 
 urlpatterns = [
-    # A plain Django view, so not in the API's OpenAPI schema: no club, no token. Exempt
+    # Plain Django views, so not in the API's OpenAPI schema: no club, no token. Exempt
     # from CSRF, which would refuse a POST with an HTML 403 before the view's JSON 405.
     path("healthz", csrf_exempt(healthz), name="healthz"),
+    path("readyz", csrf_exempt(readyz), name="readyz"),
+    path("metrics", csrf_exempt(metrics.metrics), name="metrics"),
     path("admin/", admin.site.urls),
     # JSON, like every answer under /v3/; the docs are the one human page.
     path("v3/schema/", SpectacularJSONAPIView.as_view(), name="api-schema"),
