@@ -103,11 +103,18 @@ def reject_unstorable_at(value: Any) -> None:
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string only: DRF's CharField also takes numbers, which the schema refuses."""
+    """A JSON string only: DRF's CharField also takes numbers, which the schema refuses.
+
+    ``max_length`` holds for the string as sent, as the schema's ``maxLength`` says: DRF
+    checks it after trimming, so a string one over with a leading control character (which
+    ``str.strip`` takes for whitespace) was stored (the schema fuzzing found it).
+    """
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length, length=len(data))
         return str(super().to_internal_value(data))
 
 
