@@ -9,9 +9,9 @@ from rest_framework import serializers
 
 from audiences.conditions import as_condition_list, grammar
 from audiences.models import Audience
-from loyalty.components import SCHEMAS, component, enum
-from loyalty.fields import StrictCharField, StrictIntegerField, reject_unstorable_at
-from loyalty.pagination import MAX_ID
+from loyalty.api.components import SCHEMAS, component, enum
+from loyalty.api.fields import StrictCharField, StrictIntegerField, reject_unstorable_at
+from loyalty.api.pagination import MAX_ID
 
 LEAF_OPERATORS = tuple(dict.fromkeys(op for ops in grammar.OPERATORS.values() for op in ops))
 # SPEC section 4 as schema components: the platform's condition (a leaf), and the node that

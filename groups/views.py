@@ -36,9 +36,8 @@ from groups.serializers import (
     MembersGroupSerializer,
     MembershipEventSerializer,
 )
-from loyalty.errors import InvalidParameters
-from loyalty.filtering import QueryFilterBackend
-from loyalty.pagination import (
+from loyalty.api.filters import QueryFilterBackend
+from loyalty.api.pagination import (
     PAGE_QUERY,
     SORT_QUERY,
     PageRequest,
@@ -50,6 +49,9 @@ from loyalty.pagination import (
     parsed_param,
     sort_keys,
 )
+from loyalty.api.query import Parameter, boolean, choice, day, moment
+from loyalty.api.views import API_SOURCE, ClubScopedViewSet
+from loyalty.errors import InvalidParameters
 from loyalty.permits import (
     GROUPS_ADD_MEMBERS,
     GROUPS_CREATE,
@@ -61,8 +63,6 @@ from loyalty.permits import (
     GROUPS_UPDATE,
     MEMBERS_SHOW,
 )
-from loyalty.query import Parameter, boolean, choice, day, moment
-from loyalty.views import API_SOURCE, ClubScopedViewSet
 from members.filters import MemberFilterSet
 from members.models import Member
 from members.serializers import MemberSerializer

@@ -447,7 +447,7 @@ def test_an_integrator_runs_every_operation_through_the_generated_client(
 
 
 def raise_on_client_header_status(response: httpx.Response) -> None:
-    """The README's hook: 470/471 raised with their message, before the generated code
+    """docs/api.md's hook: 470/471 raised with their message, before the generated code
     turns the status into an HTTPStatus (which has neither)."""
     if response.status_code in (470, 471):
         response.read()
