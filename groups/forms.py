@@ -56,9 +56,10 @@ class GroupForm(ServiceModelForm):
         label="Audience conditions",
         required=False,
         help_text=(
-            "A JSON array of conditions (see the API documentation). A group created with "
-            "conditions is automatic: its members are exactly the members who match them. "
-            "Leave empty for a manual group."
+            "Who the group's members are: add conditions and groups of them, or edit the "
+            "rule as JSON (see the API documentation). A group created with conditions is "
+            "automatic: its members are exactly the members who match them. Leave empty "
+            "for a manual group."
         ),
     )
 
