@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import QuerySet
+
 from audiences.conditions.grammar import (
     BUILT_IN_FIELDS,
     KEY,
@@ -113,14 +115,19 @@ def _property_type(seen: Counter[str]) -> str:
     return seen.most_common(1)[0][0]
 
 
-def club_fields(club: Club) -> tuple[list[FieldChoice], int]:
-    """The property keys and consent names found in the club's newest members, with their
-    types; and how many members were read."""
-    sample = list(
+def member_sample(club: Club) -> QuerySet[Member, tuple[Any, Any]]:
+    """The properties and consents of the club's newest members, at most SAMPLE_MEMBERS."""
+    return (
         Member.objects.filter(club=club)
         .order_by("-pk")
         .values_list("properties", "consents")[:SAMPLE_MEMBERS]
     )
+
+
+def club_fields(club: Club) -> tuple[list[FieldChoice], int]:
+    """The property keys and consent names found in the club's newest members, with their
+    types; and how many members were read."""
+    sample = list(member_sample(club))
     types: dict[str, Counter[str]] = {}
     numeric_items: dict[str, bool] = {}
     consents: set[str] = set()

@@ -378,7 +378,7 @@ def test_a_one_row_rule_is_created_with_the_keyboard_alone(
     assert group.members_count == olas
 
 
-def test_an_audience_is_built_with_the_same_builder(
+def test_an_audience_is_built_with_the_same_builder_also_from_fields_no_member_has_yet(
     page: Page, superuser: str, log_in: Step, red: Club, shoppers: dict[int, int]
 ) -> None:
     log_in(superuser)
@@ -387,8 +387,22 @@ def test_an_audience_is_built_with_the_same_builder(
     page.fill("#id_name", "News readers")
     page.get_by_role("button", name="Add a condition", exact=True).click()
     pick_field(page, "1", "consent news")
-    expect(count(page)).to_contain_text(f"{len([n for n in SHOPPERS if n % 4 == 0])} members match")
+    news = [n for n in SHOPPERS if n % 4 == 0]
+    expect(count(page)).to_contain_text(f"{len(news)} members match")
+    page.get_by_role("button", name="Add a condition", exact=True).click()
+    pick_field(page, "2", "Another property or consent…")
+    row(page, "2").get_by_label("Name of the property or consent of condition 2").fill("tier")
+    row(page, "2").get_by_label("Type of the property of condition 2").select_option(label="text")
+    row(page, "2").get_by_role("button", name="Use this property for condition 2").click()
+    expect(row(page, "2").locator("select.rb-operator")).to_be_focused()
+    expect(row(page, "2").locator("select.rb-field")).to_have_value("member_properties:tier:string")
+    pick_operator(page, "2", "is blank")
+    expect(page.locator(".rule-builder .rb-words-text")).to_have_text(
+        "consent 'news' is given and tier is blank"
+    )
+    expect(count(page)).to_contain_text(f"{len(news)} members match")
     save(page)
+
     audience = Audience.objects.get(name="News readers")
     assert audience.conditions == [
         {
@@ -397,5 +411,11 @@ def test_an_audience_is_built_with_the_same_builder(
             "field": "consents.news",
             "operator": "eq",
             "value": True,
-        }
+        },
+        {
+            "condition_group": "member_properties",
+            "type": "string",
+            "field": "tier",
+            "operator": "blank",
+        },
     ]
