@@ -4,9 +4,9 @@
 the property keys and consents found in its members, and the groups a members-group
 condition may pick. ``preview/`` (POST) counts who matches the conditions being edited
 (or, asked not to count, only checks them), says the rule in words, and for a group who
-would join and leave it; a refusal comes back
-with each error's place in the rule, for the builder to show at its row. Both answer JSON,
-for the clubs the user manages only, and save nothing.
+would join and leave it; a refusal comes back with each error's place in the rule, for the
+builder to show at its row. Both answer JSON, for the clubs the user manages only, and
+save nothing.
 
 They sit in the groups admin, the top layer, because the picker leaves out the groups that
 would make a cycle, which only ``groups.dependencies`` knows.
