@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from audiences.conditions.grammar import (
     BUILT_IN_FIELDS,
@@ -25,6 +25,7 @@ from audiences.conditions.grammar import (
     is_date,
 )
 from audiences.describe import field_label
+from loyalty.db import InArray
 from loyalty.models import Club
 from members.models import ChannelStatus, Member
 
@@ -116,10 +117,15 @@ def _property_type(seen: Counter[str]) -> str:
 
 
 def member_sample(club: Club) -> QuerySet[Member, tuple[Any, Any]]:
-    """The properties and consents of the club's newest members, at most SAMPLE_MEMBERS."""
+    """The properties and consents of the club's newest members, at most SAMPLE_MEMBERS.
+
+    The club is tested against an array, not with "=", and kept in the order: with an
+    equality the planner may walk the primary key backwards instead, past every newer
+    member of the other clubs.
+    """
     return (
-        Member.objects.filter(club=club)
-        .order_by("-pk")
+        Member.objects.filter(InArray(F("club_id"), [club.pk]))
+        .order_by("-club_id", "-pk")
         .values_list("properties", "consents")[:SAMPLE_MEMBERS]
     )
 
