@@ -140,13 +140,13 @@ def club_fields(club: Club) -> tuple[list[FieldChoice], int]:
     for properties, member_consents in sample:
         for key, value in (properties or {}).items():
             type_ = _json_type(value)
-            if type_ is None or not KEY.match(key) or key in BUILT_IN_FIELDS:
+            if type_ is None or not KEY.fullmatch(key) or key in BUILT_IN_FIELDS:
                 continue
             types.setdefault(key, Counter())[type_] += 1
             if type_ == "array" and value:
                 numbers = all(_json_type(item) == "number" for item in value)
                 numeric_items[key] = numeric_items.get(key, True) and numbers
-        consents.update(name for name in (member_consents or {}) if KEY.match(name))
+        consents.update(name for name in (member_consents or {}) if KEY.fullmatch(name))
     properties = [
         FieldChoice(
             field=key,

@@ -155,7 +155,8 @@
             this.root = root;
             this.config = JSON.parse(root.dataset.config);
             this.grammar = this.config.grammar;
-            this.keyPattern = new RegExp(this.grammar.key_pattern);
+            // The grammar matches a key against the whole name.
+            this.keyPattern = new RegExp("^(?:" + this.grammar.key_pattern + ")$");
             this.textarea = root.querySelector(".rb-json textarea");
             this.form = root.closest("form");
             this.tree = root.querySelector(".rb-tree");
