@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from audiences.conditions import as_condition_list
 from audiences.models import Audience
 from loyalty.fields import StrictCharField, StrictIntegerField, reject_unstorable_at
 from loyalty.pagination import MAX_ID
@@ -20,14 +21,34 @@ CONDITIONS_SCHEMA = {
 }
 
 
+# Sent, the conditions may also be one condition object: it counts as a one-element array.
+CONDITIONS_PAYLOAD_SCHEMA = {
+    "oneOf": [
+        {key: value for key, value in CONDITIONS_SCHEMA.items() if key != "description"},
+        {"type": "object", "additionalProperties": True},
+    ],
+    "description": f"{CONDITIONS_SCHEMA['description']} A single condition object counts "
+    "as a one-element array.",
+}
+
+
 @extend_schema_field(CONDITIONS_SCHEMA)
 class ConditionsField(serializers.JSONField):
-    """Any JSON here: the condition grammar belongs to the audience services, not the API."""
+    """The conditions as stored: always an array."""
+
+
+@extend_schema_field(CONDITIONS_PAYLOAD_SCHEMA)
+class ConditionsPayloadField(ConditionsField):
+    """Any JSON here: the condition grammar belongs to the audience services, not the API.
+
+    A single condition object where an array is expected is a one-element array, and is
+    stored as one.
+    """
 
     def to_internal_value(self, data: Any) -> Any:
         # Before JSONField's own check, which refuses an infinite number without saying where.
         reject_unstorable_at(data)
-        return super().to_internal_value(data)
+        return super().to_internal_value(as_condition_list(data))
 
 
 class AudienceSerializer(serializers.ModelSerializer[Audience]):
@@ -43,11 +64,11 @@ class AudiencePayloadSerializer(serializers.Serializer[Any]):
     """Create and update: ``id``, timestamps and anything unknown are ignored."""
 
     name = StrictCharField(max_length=200, allow_blank=True, required=False)
-    conditions = ConditionsField(required=False)
+    conditions = ConditionsPayloadField(required=False)
 
 
 class PreviewPayloadSerializer(serializers.Serializer[Any]):
-    conditions = ConditionsField()
+    conditions = ConditionsPayloadField()
     members_group_id = StrictIntegerField(
         required=False,
         allow_null=True,

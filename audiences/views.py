@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from audiences import selectors, services
+from audiences.filters import AudienceFilterSet
 from audiences.models import Audience
 from audiences.serializers import (
     AudiencePayloadSerializer,
@@ -15,7 +16,8 @@ from audiences.serializers import (
     PreviewPayloadSerializer,
     PreviewSerializer,
 )
-from loyalty.pagination import NoNulCharacters, SortOrder, paginated_by
+from loyalty.filtering import QueryFilterBackend
+from loyalty.pagination import PAGE_QUERY, SORT_QUERY, SortOrder, paginated_by
 from loyalty.permits import (
     AUDIENCES_CREATE,
     AUDIENCES_DESTROY,
@@ -50,8 +52,10 @@ class AudienceViewSet(ClubScopedViewSet):
         "preview": PreviewPayloadSerializer,
     }
     pagination_class = paginated_by("audiences")
-    filter_backends = [NoNulCharacters, SortOrder]
+    filter_backends = [QueryFilterBackend, SortOrder]
+    filterset_class = AudienceFilterSet
     sortable_fields = ("id", "name", "created_at", "updated_at")
+    query_parameters = {"list": (*PAGE_QUERY, *SORT_QUERY)}
     required_permits = {
         "list": AUDIENCES_LIST,
         "create": AUDIENCES_CREATE,

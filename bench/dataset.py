@@ -41,9 +41,8 @@ def ensure_database() -> None:
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
+    # Also makes the table of the database cache, where the API's rate-limit counters live.
     manage("migrate", "--verbosity", "0")
-    # The API's rate-limit counters live in the database cache by default (the release step).
-    manage("createcachetable", "--verbosity", "0")
 
 
 def ensure_club(members: int) -> int:

@@ -256,7 +256,7 @@ class MembersGroupAdmin(RuleBuilderAdmin):
                 messages.WARNING,
             )
             return None
-        return members_csv_response(queryset.get())
+        return members_csv_response(queryset.get(), escape_formulas=True)
 
     def can_change_members(self, request: HttpRequest, group: MembersGroup) -> bool:
         """Only a manual group's members are changed by hand; the others follow rules."""
@@ -439,7 +439,7 @@ class MembersGroupAdmin(RuleBuilderAdmin):
             raise Http404("No such members group in your clubs.")
         if not self.has_view_permission(request, group):
             raise PermissionDenied
-        return members_csv_response(group, with_body=request.method != "HEAD")
+        return members_csv_response(group, with_body=request.method != "HEAD", escape_formulas=True)
 
     def members_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """List a group's members and history; on a manual group, add or remove in bulk."""

@@ -8,7 +8,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from audiences.serializers import ConditionsField
+from audiences.serializers import ConditionsField, ConditionsPayloadField
 from groups.models import MembersGroup, MembershipEvent
 from loyalty.fields import (
     UNSTORABLE,
@@ -74,7 +74,7 @@ class MembersGroupPayloadSerializer(serializers.Serializer[Any]):
         required=False,
         help_text="Create an automatic group following this audience of the club.",
     )
-    audience_conditions = ConditionsField(
+    audience_conditions = ConditionsPayloadField(
         allow_null=True,
         required=False,
         help_text="Create an automatic group whose members match these conditions. Given "

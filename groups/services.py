@@ -341,13 +341,23 @@ def _check_graph(group: MembersGroup, references: set[int], field: str) -> None:
 # Membership changes by hand ---------------------------------------------------------------
 
 
+def refuse_system(group: MembersGroup) -> None:
+    """A system group is the system's: changing or destroying it is 405, whatever was sent."""
+    if group.system:
+        raise GroupIsSystem()
+
+
+def refuse_membership_by_hand(group: MembersGroup) -> None:
+    """Only a manual group's members change by hand: else 405, whatever was sent."""
+    refuse_system(group)
+    if group.automatic:
+        raise GroupIsAutomatic()
+
+
 def _editable(group: MembersGroup) -> MembersGroup:
     """Lock a manual group for a membership change, or refuse with 405."""
     group = _lock(group)
-    if group.system:
-        raise GroupIsSystem()
-    if group.automatic:
-        raise GroupIsAutomatic()
+    refuse_membership_by_hand(group)
     return group
 
 
@@ -503,17 +513,22 @@ def update_group(*, group: MembersGroup, actor: str = "", **fields: Any) -> Memb
     if "audience_id" in fields or "audience_conditions" in fields:
         _lock_rules(group.club_id, exclusive=True)
     group = _lock(group)
-    if group.system:
-        raise GroupIsSystem()
+    refuse_system(group)
     rule_fields: dict[str, Any] = {
         k: fields[k] for k in ("audience_id", "audience_conditions") if k in fields
     }
     if rule_fields and group.is_manual:
-        raise InvalidParameters(
-            details={
-                k: [{"error": "not_allowed_for_manual_group", "options": {}}] for k in rule_fields
-            }
-        )
+        # Its own audience and rule echoed back (a group read and sent back whole) change
+        # nothing; only a change is refused.
+        own = {"audience_id": group.audience_id, "audience_conditions": group.audience.conditions}
+        changed = [k for k, value in rule_fields.items() if value != own[k]]
+        if changed:
+            raise InvalidParameters(
+                details={
+                    k: [{"error": "not_allowed_for_manual_group", "options": {}}] for k in changed
+                }
+            )
+        rule_fields = {}
     for field in ("name", "type", "description"):
         if field in fields:
             setattr(group, field, fields[field])
@@ -709,8 +724,7 @@ def delete_group(*, group: MembersGroup, source: str, actor: str = "") -> None:
     """Destroy a group, recording a leave for each member; the audience made for it goes
     with it, an audience a client created stays."""
     group = _lock(group)
-    if group.system:
-        raise GroupIsSystem()
+    refuse_system(group)
     graph = dependency_graph(group.club_id)
     users = sorted(g for g, needs in graph.items() if group.pk in needs and g != group.pk)
     if users:

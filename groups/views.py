@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.http import Http404, StreamingHttpResponse
@@ -18,14 +19,12 @@ from drf_spectacular.utils import (
 )
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
-from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from groups import selectors, services
 from groups.exports import EXPORT_COLUMNS, members_csv_response
-from groups.filters import MembersGroupFilter, MembershipEventFilter
+from groups.filters import MembersGroupFilterSet, MembershipEventFilterSet
 from groups.models import MembersGroup, MembershipEvent
 from groups.serializers import (
     BulkAddReportSerializer,
@@ -39,19 +38,19 @@ from groups.serializers import (
     MembershipEventSerializer,
 )
 from loyalty.errors import InvalidParameters
+from loyalty.filtering import QueryFilterBackend
 from loyalty.pagination import (
     DIRECTIONS,
-    NoNulCharacters,
+    PAGE_QUERY,
+    SORT_QUERY,
     PageRequest,
     SortOrder,
     after_id_param,
-    choice_param,
-    date_param,
     keyset_pagination_info,
     paginated_by,
     pagination_info,
+    parsed_param,
     sort_keys,
-    time_param,
 )
 from loyalty.permits import (
     GROUPS_ADD_MEMBERS,
@@ -64,8 +63,9 @@ from loyalty.permits import (
     GROUPS_UPDATE,
     MEMBERS_SHOW,
 )
+from loyalty.query import Parameter, boolean, choice, day, moment
 from loyalty.views import API_SOURCE, ClubScopedViewSet
-from members.filters import MemberFilter
+from members.filters import MemberFilterSet
 from members.models import Member
 from members.serializers import MemberSerializer
 from members.views import MEMBER_SORTABLE, MembersPagination
@@ -126,21 +126,6 @@ GROUP_MEMBERS_PARAMETERS = [
 ]
 
 
-class FormatInPath(DefaultContentNegotiation):
-    """Negotiation for a path that names its format (``members.csv``): there is none.
-
-    The view writes that format whatever the Accept header or ``?format=`` asks, as a file
-    download would, and its errors are rendered by its only renderer, JSON. A client whose
-    library sends ``Accept: application/json`` everywhere gets the file, not a 406.
-    """
-
-    def select_renderer(
-        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
-    ) -> tuple[BaseRenderer, str]:
-        renderer = next(iter(renderers))
-        return renderer, renderer.media_type
-
-
 @extend_schema_view(
     list=extend_schema(summary="List members groups"),
     create=extend_schema(
@@ -152,7 +137,9 @@ class FormatInPath(DefaultContentNegotiation):
     retrieve=extend_schema(summary="Show a members group"),
     update=extend_schema(
         summary="Update a members group",
-        description="System groups: 405. audience_id/audience_conditions on a manual group: 422.",
+        description="System groups: 405, whatever the body. A manual group takes its own "
+        "audience_id and audience_conditions echoed back unchanged (a group read and sent back "
+        "whole); a change of them is 422.",
     ),
     partial_update=extend_schema(summary="Update some fields of a members group"),
     destroy=extend_schema(
@@ -173,8 +160,16 @@ class MembersGroupViewSet(ClubScopedViewSet):
         "remove_members": BulkIdentifiersSerializer,
     }
     pagination_class = GroupsPagination
-    filter_backends = [NoNulCharacters, MembersGroupFilter, SortOrder]
+    filter_backends = [QueryFilterBackend, SortOrder]
+    filterset_class = MembersGroupFilterSet
     sortable_fields = GROUP_SORTABLE
+    query_parameters = {
+        "list": (*PAGE_QUERY, *SORT_QUERY),
+        "members": (*PAGE_QUERY, *SORT_QUERY, Parameter("after_id"), Parameter("at")),
+        "events": (*PAGE_QUERY, *SORT_QUERY),
+        "stats": (Parameter("since"), Parameter("until"), Parameter("interval")),
+        "members_csv": (Parameter("escape_formulas"),),
+    }
     required_permits = {
         "list": GROUPS_LIST,
         "create": GROUPS_CREATE,
@@ -206,9 +201,9 @@ class MembersGroupViewSet(ClubScopedViewSet):
         return self.render(self.get_object())
 
     def update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
-        group = services.update_group(
-            group=self.get_object(), actor=self.actor, **self.payload(request)
-        )
+        group = self.get_object()
+        services.refuse_system(group)  # before the body is read: 405 whatever it holds
+        group = services.update_group(group=group, actor=self.actor, **self.payload(request))
         return self.render(group)
 
     def partial_update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
@@ -232,12 +227,13 @@ class MembersGroupViewSet(ClubScopedViewSet):
         methods=["get"],
         url_path="members",
         pagination_class=MembersPagination,
-        filter_backends=[NoNulCharacters, MemberFilter],
+        # For the schema: the action applies the member filters itself.
+        filter_backends=[QueryFilterBackend],
+        filterset_class=MemberFilterSet,
     )
     def members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
-        query = request.query_params
-        NoNulCharacters().filter_queryset(request, Member.objects.none(), self)
-        at = time_param(query, "at")
+        query = self.query
+        at = parsed_param(query, "at", moment)
         group = self.get_object() if at is None else self.group_or_history()
         page = PageRequest.from_query(query)
         after_id = after_id_param(query)
@@ -246,10 +242,8 @@ class MembersGroupViewSet(ClubScopedViewSet):
         if by_fields and after_id is not None:
             raise InvalidParameters.field("after_id", "requires_sort_by_id")
         only = (
-            MemberFilter().filter_queryset(
-                request, Member.objects.filter(club_id=group.club_id), self
-            )
-            if MemberFilter.given(query)
+            MemberFilterSet.apply(query, Member.objects.filter(club_id=group.club_id))
+            if MemberFilterSet.given(query)
             else None
         )
         if by_fields:
@@ -299,8 +293,10 @@ class MembersGroupViewSet(ClubScopedViewSet):
     )
     @members.mapping.post
     def add_members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        group = self.get_object()
+        services.refuse_membership_by_hand(group)  # 405 whatever the body holds
         result = services.add_members(
-            group=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
+            group=group, source=API_SOURCE, actor=self.actor, **self.payload(request)
         )
         return Response(BulkAddReportSerializer(result).data)
 
@@ -311,8 +307,10 @@ class MembersGroupViewSet(ClubScopedViewSet):
     )
     @members.mapping.delete
     def remove_members(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
+        group = self.get_object()
+        services.refuse_membership_by_hand(group)  # 405 whatever the body holds
         result = services.remove_members(
-            group=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
+            group=group, source=API_SOURCE, actor=self.actor, **self.payload(request)
         )
         return Response(BulkRemoveReportSerializer(result).data)
 
@@ -323,7 +321,10 @@ class MembersGroupViewSet(ClubScopedViewSet):
         "it is read (any size; no pages). Columns: " + ", ".join(EXPORT_COLUMNS) + "; "
         "joined_at in UTC (ISO 8601), properties as JSON, an absent email or msisdn empty. "
         "The path names the format: the body is CSV whatever the Accept header says, and "
-        f"errors are JSON. Permit: {GROUPS_SHOW}, as for listing the group's members.",
+        f"errors are JSON. Permit: {GROUPS_SHOW}, as for listing the group's members. The "
+        "cells are the data as stored; escape_formulas=true puts a ' before any cell that "
+        "starts with =, +, -, @, a tab or a carriage return, which spreadsheets would run as "
+        "a formula.",
         responses={
             (200, "text/csv"): OpenApiResponse(
                 OpenApiTypes.STR,
@@ -345,7 +346,13 @@ class MembersGroupViewSet(ClubScopedViewSet):
                 OpenApiParameter.HEADER,
                 response=[200],
                 description='attachment; filename="members-group-<id>.csv"',
-            )
+            ),
+            OpenApiParameter(
+                "escape_formulas",
+                bool,
+                description="Escape the cells a spreadsheet would run as formulas (OWASP's "
+                "' prefix). Default false: the data as stored.",
+            ),
         ],
     )
     @action(
@@ -355,13 +362,15 @@ class MembersGroupViewSet(ClubScopedViewSet):
         url_name="members-csv",
         pagination_class=None,
         filter_backends=[],
-        renderer_classes=[JSONRenderer],
-        content_negotiation_class=FormatInPath,
+        filterset_class=None,
     )
     def members_csv(
         self, request: Request, loyalty_club_slug: str, pk: str
     ) -> StreamingHttpResponse:
-        return members_csv_response(self.get_object(), with_body=request.method != "HEAD")
+        escape = parsed_param(self.query, "escape_formulas", boolean) or False
+        return members_csv_response(
+            self.get_object(), with_body=request.method != "HEAD", escape_formulas=escape
+        )
 
     def group_or_history(self) -> MembersGroup:
         """The group, or for a destroyed one whose events remain, a stand-in with no members:
@@ -395,12 +404,13 @@ class MembersGroupViewSet(ClubScopedViewSet):
         methods=["get"],
         url_path="events",
         pagination_class=paginated_by("events"),
-        filter_backends=[NoNulCharacters, MembershipEventFilter],
+        filter_backends=[QueryFilterBackend],
+        filterset_class=MembershipEventFilterSet,
         serializer_class=MembershipEventSerializer,
     )
     def events(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
         group = self.group_or_history()
-        keys = sort_keys(request.query_params, ("created_at",))
+        keys = sort_keys(self.query, ("created_at",))
         newest_first = keys[0].descending if keys else True
         events = MembershipEvent.objects.filter(club_id=group.club_id, group_id=group.pk)
         order = ("-created_at", "-id") if newest_first else ("created_at", "id")
@@ -420,15 +430,20 @@ class MembersGroupViewSet(ClubScopedViewSet):
         responses={200: GroupStatsSerializer},
     )
     @action(
-        detail=True, methods=["get"], url_path="stats", filter_backends=[], pagination_class=None
+        detail=True,
+        methods=["get"],
+        url_path="stats",
+        filter_backends=[],
+        filterset_class=None,
+        pagination_class=None,
     )
     def stats(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
         group = self.group_or_history()
-        query = request.query_params
-        interval = choice_param(query, "interval", [*INTERVALS]) or "day"
+        query = self.query
+        interval = parsed_param(query, "interval", partial(choice, choices=[*INTERVALS])) or "day"
         today = timezone.now().astimezone(ZoneInfo(group.club.timezone)).date()
-        until = date_param(query, "until") or today
-        since = date_param(query, "since") or until - timedelta(days=29)
+        until = parsed_param(query, "until", day) or today
+        since = parsed_param(query, "since", day) or until - timedelta(days=29)
         if since > until:
             raise InvalidParameters.field("since", "after_until")
         if (until - since).days // INTERVALS[interval] >= MAX_INTERVALS:
@@ -481,8 +496,10 @@ class MemberGroupsViewSet(ClubScopedViewSet):
     queryset = MembersGroup.objects.none()  # for the schema: rows come from the selector
     serializer_class = MemberGroupSerializer
     pagination_class = GroupsPagination
-    filter_backends = [NoNulCharacters, MembersGroupFilter, SortOrder]
+    filter_backends = [QueryFilterBackend, SortOrder]
+    filterset_class = MembersGroupFilterSet
     sortable_fields = GROUP_SORTABLE
+    query_parameters = {"list": (*PAGE_QUERY, *SORT_QUERY)}
     required_permits = {"list": MEMBERS_SHOW}
 
     def list(self, request: Request, loyalty_club_slug: str, member_pk: str) -> Response:

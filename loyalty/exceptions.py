@@ -1,4 +1,8 @@
-"""The API's one error format: the DRF exception handler and JSON 400/404/500/503 views."""
+"""The API's one error format: the DRF exception handler and JSON 400/404/500/503 views.
+
+Every error body is ``error_body`` written by ``loyalty.renderers.json_bytes``: DRF's
+responses through the API's renderer, Django's handlers through ``json_response``.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,14 @@ from django.core.exceptions import (
     TooManyFieldsSent,
 )
 from django.db import DatabaseError, OperationalError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.views import defaults
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from loyalty.errors import DomainError
+from loyalty.renderers import json_response
 
 API_PREFIX = "/v3/"
 NOT_FOUND = "Not found"
@@ -125,9 +130,9 @@ def database_fault(exc: BaseException | None) -> str | None:
     return message
 
 
-def service_unavailable(message: str) -> JsonResponse:
+def service_unavailable(message: str) -> HttpResponse:
     """A 503 in the error format, outside DRF (Django's handlers, middleware, health)."""
-    response = JsonResponse(error_body(message), status=503)
+    response = json_response(error_body(message), status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
@@ -184,13 +189,13 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     else:
         # Django's messages for the others name settings and internals: not for clients.
         message = "Bad request"
-    return JsonResponse(error_body(message), status=400)
+    return json_response(error_body(message), status=400)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's 404 view: JSON under /v3/, the usual page elsewhere."""
     if request.path.startswith(API_PREFIX):
-        return JsonResponse(error_body(NOT_FOUND), status=404)
+        return json_response(error_body(NOT_FOUND), status=404)
     return defaults.page_not_found(request, exception or Http404())
 
 
@@ -202,7 +207,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if (fault := database_fault(sys.exception())) is not None:
         return service_unavailable(fault)
     if request.path.startswith(API_PREFIX):
-        return JsonResponse(error_body(INTERNAL_ERROR), status=500)
+        return json_response(error_body(INTERNAL_ERROR), status=500)
     return defaults.server_error(request)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
 from loyalty.exceptions import (
     DATABASE_UNAVAILABLE,
@@ -11,12 +11,13 @@ from loyalty.exceptions import (
     error_body,
     service_unavailable,
 )
+from loyalty.renderers import json_response
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
     """200 ``{"status": "ok"}`` once a trivial query answers, else 503 in the error format."""
     if request.method not in ("GET", "HEAD"):
-        response = JsonResponse(error_body("Method not allowed"), status=405)
+        response = json_response(error_body("Method not allowed"), status=405)
         response["Allow"] = "GET, HEAD"
         return response
     try:
@@ -25,4 +26,4 @@ def healthz(request: HttpRequest) -> HttpResponse:
             cursor.fetchone()
     except DatabaseError as exc:
         return service_unavailable(database_fault(exc) or DATABASE_UNAVAILABLE)
-    return JsonResponse({"status": "ok"})
+    return json_response({"status": "ok"})

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from typing import Any, ClassVar, TypeVar
 
 from django.db.models import F, Model, QuerySet
 from django.db.models.expressions import OrderBy
 from django.http import QueryDict
-from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from loyalty.errors import InvalidParameters
+from loyalty.query import BadValue, Parameter, integer
 
 PER_PAGE_DEFAULT = 100
 PER_PAGE_MAX = 1000
@@ -26,26 +24,18 @@ PER_PAGE_MAX = 1000
 MAX_ID = 2**63 - 1
 # Beyond it the page's offset would not fit PostgreSQL's bigint.
 PAGE_NO_MAX = MAX_ID // PER_PAGE_MAX
-TRUE_VALUES = ("true", "1")
-FALSE_VALUES = ("false", "0")
 DIRECTIONS = ("asc", "desc")
-INTEGER = re.compile(r"-?[0-9]+")
+# The query parameters of a paged list, and of a sorted one (loyalty.query).
+PAGE_QUERY = (Parameter("page_no"), Parameter("per_page"))
+SORT_QUERY = (Parameter("sort_by", array=True), Parameter("sort_directions", array=True))
 
 
-def parse_int(
-    name: str, raw: str, *, min_value: int = 1, max_value: int = MAX_ID, index: int | None = None
-) -> int:
-    """Parse one integer query value, or refuse it with 422 under ``name`` (and ``index``)."""
-    raw = raw.strip()
-    if not INTEGER.fullmatch(raw):
-        leaf = [{"error": "invalid", "options": {"value": raw}}]
-    elif int(raw) < min_value:
-        leaf = [{"error": "min_value", "options": {"count": min_value}}]
-    elif int(raw) > max_value:
-        leaf = [{"error": "max_value", "options": {"count": max_value}}]
-    else:
-        return int(raw)
-    raise InvalidParameters(details={name: leaf if index is None else {str(index): leaf}})
+def parse_int(name: str, raw: str, *, min_value: int = 1, max_value: int = MAX_ID) -> int:
+    """Parse one integer query value, or refuse it with 422 under ``name``."""
+    try:
+        return integer(raw, min_value=min_value, max_value=max_value)
+    except BadValue as exc:
+        raise InvalidParameters(details={name: exc.leaf()}) from None
 
 
 def int_param(
@@ -55,63 +45,16 @@ def int_param(
     return None if raw is None else parse_int(name, raw, min_value=min_value, max_value=max_value)
 
 
-def int_list_param(query: QueryDict, name: str) -> list[int] | None:
-    """``name[]=1&name[]=2`` as a list of positive integers; None when absent."""
-    if f"{name}[]" not in query:
-        return None
-    return [parse_int(name, raw, index=i) for i, raw in enumerate(query.getlist(f"{name}[]"))]
-
-
-def bool_param(query: QueryDict, name: str) -> bool | None:
-    raw = query.get(name)
-    if raw is None:
-        return None
-    if raw.strip().lower() in TRUE_VALUES:
-        return True
-    if raw.strip().lower() in FALSE_VALUES:
-        return False
-    raise InvalidParameters.field(name, "invalid", value=raw)
-
-
-def choice_param(query: QueryDict, name: str, choices: list[str]) -> str | None:
-    raw = query.get(name)
-    if raw is not None and raw not in choices:
-        raise InvalidParameters.field(name, "invalid_choice", value=raw, choices=choices)
-    return raw
-
-
-def time_param(query: QueryDict, name: str) -> datetime | None:
-    """An ISO 8601 date and time; without an offset it is UTC."""
+def parsed_param(query: QueryDict, name: str, parse: Callable[[str], _V]) -> _V | None:
+    """The value of ``name`` parsed by ``parse`` (a ``loyalty.query`` parser), None when
+    absent, or 422 under ``name``."""
     raw = query.get(name)
     if raw is None:
         return None
     try:
-        moment = parse_datetime(raw.strip())
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise InvalidParameters.field(name, "invalid_datetime", value=raw)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    try:
-        # In UTC: PostgreSQL refuses offsets beyond 15:59 that Python parses.
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise InvalidParameters.field(name, "invalid_datetime", value=raw) from None
-
-
-def date_param(query: QueryDict, name: str) -> date | None:
-    """A calendar date, YYYY-MM-DD."""
-    raw = query.get(name)
-    if raw is None:
-        return None
-    try:
-        day = parse_date(raw.strip())
-    except ValueError:
-        day = None
-    if day is None:
-        raise InvalidParameters.field(name, "invalid_date", value=raw)
-    return day
+        return parse(raw)
+    except BadValue as exc:
+        raise InvalidParameters(details={name: exc.leaf()}) from None
 
 
 def query_parameter(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -120,9 +63,6 @@ def query_parameter(name: str, schema: dict[str, Any], description: str) -> dict
     if schema.get("type") == "array":
         parameter.update(style="form", explode=True)
     return {**parameter, "schema": schema}
-
-
-INTEGER_ARRAY = {"type": "array", "items": {"type": "integer"}}
 
 
 @dataclass(frozen=True)
@@ -248,6 +188,7 @@ def paginated_schema(resource_key: str, items: dict[str, Any]) -> dict[str, Any]
 
 _M = TypeVar("_M", bound=Model)
 _R = TypeVar("_R")
+_V = TypeVar("_V")
 
 
 class ClubPagination(BasePagination):
@@ -263,7 +204,7 @@ class ClubPagination(BasePagination):
         self, queryset: QuerySet[_M, _R] | Sequence[_R], request: Request, view: Any = None
     ) -> list[_R]:
         assert isinstance(queryset, QuerySet)  # the views page querysets only
-        page = PageRequest.from_query(request.query_params)
+        page = PageRequest.from_query(view.query)
         # A view that knows the total (e.g. from a stored count) sets ``total_count``.
         total = getattr(view, "total_count", None)
         total = queryset.count() if total is None else total
@@ -297,9 +238,10 @@ class SortKey:
 
 
 def sort_keys(query: QueryDict, sortable: Sequence[str]) -> list[SortKey]:
-    """Parse ``sort_by[]``/``sort_directions[]`` pairs; a missing direction is ``asc``."""
-    fields = query.getlist("sort_by[]")
-    directions = query.getlist("sort_directions[]")
+    """Parse ``sort_by[]``/``sort_directions[]`` pairs (read by ``loyalty.query``: plain
+    names); a missing direction is ``asc``."""
+    fields = query.getlist("sort_by")
+    directions = query.getlist("sort_directions")
     details: dict[str, Any] = {}
     for index, field in enumerate(fields):
         if field not in sortable:
@@ -354,27 +296,13 @@ def sorted_by(queryset: QuerySet[Any], keys: Sequence[SortKey]) -> QuerySet[Any]
     return queryset.order_by("club_id", *(order_by(queryset.model, key) for key in keys))
 
 
-class NoNulCharacters(BaseFilterBackend):
-    """Refuse U+0000 in the query string (422): PostgreSQL cannot compare text holding it."""
-
-    def filter_queryset(
-        self, request: Request, queryset: QuerySet[Any], view: Any
-    ) -> QuerySet[Any]:
-        for name, values in request.query_params.lists():
-            if "\x00" in name or any("\x00" in value for value in values):
-                raise InvalidParameters.field(
-                    name.removesuffix("[]").replace("\x00", ""), "null_characters_not_allowed"
-                )
-        return queryset
-
-
 class SortOrder(BaseFilterBackend):
     """Order a list by the view's ``sortable_fields`` named in ``sort_by[]``, then by id."""
 
     def filter_queryset(
         self, request: Request, queryset: QuerySet[Any], view: Any
     ) -> QuerySet[Any]:
-        return sorted_by(queryset, sort_keys(request.query_params, view.sortable_fields))
+        return sorted_by(queryset, sort_keys(view.query, view.sortable_fields))
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return sort_parameters(view.sortable_fields)

@@ -220,10 +220,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["loyalty.throttling.TokenRateThrottle"],
     # JSON only; the API viewsets add the size and JSON-object checks (loyalty.views).
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
-    ],
+    # JSON only, whatever Accept or ?format= say (loyalty.renderers).
+    "DEFAULT_RENDERER_CLASSES": ["loyalty.renderers.ApiJSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "loyalty.renderers.JSONOnly",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "loyalty.exceptions.api_exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -11,6 +12,16 @@ from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from loyalty.authentication import ClubAccess
+
+# Tries to create a missing counter before the store counts as failing: a create loses
+# only to a concurrent request's create, after which the increment succeeds.
+CREATE_ATTEMPTS = 3
+
+logger = logging.getLogger(__name__)
+
+
+class CounterStoreError(Exception):
+    """The counter could be neither incremented nor created."""
 
 
 class TokenRateThrottle(SimpleRateThrottle):
@@ -22,6 +33,10 @@ class TokenRateThrottle(SimpleRateThrottle):
     it, ``cache.incr`` counts) and passes only if its own count is within the limit, so
     at most the limit pass per window however many processes serve. Refused requests count
     too: a token that keeps calling stays refused until the window ends.
+
+    The limit protects the service; it is no reason to refuse a request. When its store
+    fails (the cache's database table or Redis unreachable, a table missing) the request is
+    let through and a warning logged: the service then runs unlimited rather than down.
     """
 
     scope = "token"
@@ -47,7 +62,11 @@ class TokenRateThrottle(SimpleRateThrottle):
         now = time.time()
         window = int(now // self.duration)
         self.wait_seconds = (window + 1) * self.duration - now
-        count = hit(f"{key}:{window}", timeout=self.duration + 1)
+        try:
+            count = hit(f"{key}:{window}", timeout=self.duration + 1)
+        except Exception:  # any failure of the store: the limit fails open, never a 500
+            logger.warning("The rate-limit store failed: request let through", exc_info=True)
+            return True
         return count <= self.num_requests
 
     def wait(self) -> float:
@@ -61,10 +80,12 @@ def hit(key: str, timeout: int) -> int:
     and created only when missing: creating it first failed (and, in the database cache,
     logged a unique-key error) on every other request.
     """
-    while True:
+    for _attempt in range(CREATE_ATTEMPTS):
         try:
             return int(cache.incr(key))
         except ValueError:
-            # Missing or expired: create it, unless a concurrent request just did.
+            # Missing or expired: create it, unless a concurrent request just did. Django's
+            # database cache also answers False when its write fails, hence the bound.
             if cache.add(key, 1, timeout):
                 return 1
+    raise CounterStoreError(f"the counter {key} could not be created")

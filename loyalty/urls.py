@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from loyalty import exceptions
 from loyalty.api import router
@@ -14,7 +14,8 @@ urlpatterns = [
     # from CSRF, which would refuse a POST with an HTML 403 before the view's JSON 405.
     path("healthz", csrf_exempt(healthz), name="healthz"),
     path("admin/", admin.site.urls),
-    path("v3/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # JSON, like every answer under /v3/; the docs are the one human page.
+    path("v3/schema/", SpectacularJSONAPIView.as_view(), name="api-schema"),
     path("v3/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("v3/<slug:loyalty_club_slug>/", include(router.urls)),
     # Any other /v3/ path: the API's JSON 404, also when DEBUG shows Django's own pages.

@@ -7,7 +7,7 @@ from functools import partial
 from typing import IO, Any, ClassVar, cast
 
 from django.db.models import F, Model, QuerySet
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase, QueryDict
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import get_doc
 from drf_spectacular.utils import Direction, OpenApiParameter
@@ -28,7 +28,9 @@ from loyalty.exceptions import (
     validation_details,
 )
 from loyalty.fields import MAX_JSON_DEPTH, deeper_than
+from loyalty.filtering import QueryFilterSet
 from loyalty.models import Club
+from loyalty.query import FORMAT, Parameter, read_query
 
 # The membership-event source of API writes (groups.models.Source.API; loyalty sits below
 # groups and cannot import it).
@@ -194,6 +196,11 @@ class ClubScopedViewSet(GenericViewSet[Any]):
     Subclasses declare ``required_permits`` per action, ``serializer_class`` for output and
     ``input_serializers`` per writing action (the shapes differ); ``not_allowed_actions``
     lists the actions a DomainError may refuse with 405, for the schema.
+
+    ``query_parameters`` names the actions that read the query string, with the parameters
+    each takes beside its FilterSet's (``filterset_class``): any other is 422, and the
+    action reads ``self.query`` (``loyalty.query.read_query``). The other actions (show,
+    create...) ignore the query string.
     """
 
     lookup_value_regex = "[0-9]{1,18}"  # ids beyond a bigint cannot exist: plain 404
@@ -206,6 +213,9 @@ class ClubScopedViewSet(GenericViewSet[Any]):
     required_permits: ClassVar[dict[str, str]] = {}
     input_serializers: ClassVar[dict[str, type[serializers.Serializer[Any]]]] = {}
     not_allowed_actions: ClassVar[frozenset[str]] = frozenset()
+    query_parameters: ClassVar[dict[str, tuple[Parameter, ...]]] = {}
+    filterset_class: type[QueryFilterSet] | None = None
+    query: QueryDict
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         # A write is one transaction, run again if PostgreSQL aborts it to break a deadlock:
@@ -221,6 +231,15 @@ class ClubScopedViewSet(GenericViewSet[Any]):
         # Django reads only Content-Length bytes: a chunked body would pass for an empty one.
         if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
             raise LengthRequired()
+        self.query = self.read_query(request)
+
+    def read_query(self, request: Request) -> QueryDict:
+        """The action's query parameters, or 422 for one it does not take."""
+        taken = self.query_parameters.get(self.action or "")
+        if taken is None:
+            return QueryDict()
+        filters = self.filterset_class.parameters() if self.filterset_class else []
+        return read_query(request.query_params, [*taken, *filters, FORMAT])
 
     @property
     def access(self) -> ClubAccess:
@@ -249,7 +268,7 @@ class ClubScopedViewSet(GenericViewSet[Any]):
         return instance
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
-        # The browsable API and OPTIONS describe writes with this: give them the input shape.
+        # OPTIONS describes writes with this: give it the input shape.
         action: str | None = self.action
         if action == "metadata":  # OPTIONS asks once per method, on a request cloned to it
             method = self.request.method
@@ -266,7 +285,9 @@ class ClubScopedViewSet(GenericViewSet[Any]):
             # DRF reads an empty body as {} without calling the parser.
             raise exceptions.ParseError(EMPTY_BODY)
         serializer = self.input_serializers[self.action](
-            data=request.data, context=self.get_serializer_context()
+            data=request.data,
+            context=self.get_serializer_context(),
+            partial=self.action == "partial_update",
         )
         if not serializer.is_valid():
             raise InvalidParameters(details=validation_details(serializer.errors, serializer))

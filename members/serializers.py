@@ -67,8 +67,8 @@ DATETIME = serializers.DateTimeField()
 class MemberPayloadSerializer(serializers.Serializer[Any]):
     """Create and update: only these fields; ``id``, ``club``, timestamps and the rest are ignored.
 
-    Absent fields keep their value on update; null or "" clears email or msisdn (one of the
-    two must remain). ``consents`` replaces the stored object.
+    Null or "" clears email or msisdn (one of the two must remain). Partial (PATCH), a null
+    consent is kept, so that merging it removes the stored one.
     """
 
     email = StrictCharField(
@@ -105,4 +105,7 @@ class MemberPayloadSerializer(serializers.Serializer[Any]):
             errors[name] = {exc.part: error} if exc.part else error
         if errors:
             raise serializers.ValidationError(errors)
+        if self.partial:
+            removed = {name: None for name, given in value.items() if given is None}
+            return {**consents, **removed}
         return consents

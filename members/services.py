@@ -6,9 +6,10 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from loyalty.errors import InvalidParameters
@@ -91,6 +92,44 @@ def update_member(*, member: Member, source: str, actor: str = "", **fields: Any
     _save(member)
     member_saved.send(sender=Member, member=member, created=False, source=source, actor=actor)
     return member
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """``patch`` applied to ``target`` by JSON Merge Patch (RFC 7396): an object's given keys
+    are set, a null removes one, the others stay, nested objects merge alike; any other
+    value (an array too) replaces the target whole."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+# What PATCH merges into the stored value rather than replaces.
+MERGED_FIELDS = ("properties", "consents")
+
+
+def patch_member(*, member: Member, source: str, actor: str = "", **fields: Any) -> Member:
+    """Change the given fields, merging ``properties`` and ``consents`` into the stored ones
+    (JSON Merge Patch: ``null`` removes a key); the fields not given keep their value."""
+    for field in MERGED_FIELDS:
+        if field in fields:
+            fields[field] = merge_patch(getattr(member, field), fields[field])
+    return update_member(member=member, source=source, actor=actor, **fields)
+
+
+def replace_member(*, member: Member, source: str, actor: str = "", **fields: Any) -> Member:
+    """Replace every writable field: those not given go back to their defaults (no email or
+    msisdn, empty properties, consents and arrays, the default statuses)."""
+    defaults = {
+        name: cast("Field[Any, Any]", Member._meta.get_field(name)).get_default()
+        for name in MEMBER_FIELDS
+    }
+    return update_member(member=member, source=source, actor=actor, **{**defaults, **fields})
 
 
 @transaction.atomic

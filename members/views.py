@@ -6,7 +6,8 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from loyalty.pagination import NoNulCharacters, SortOrder, paginated_by
+from loyalty.filtering import QueryFilterBackend
+from loyalty.pagination import PAGE_QUERY, SORT_QUERY, SortOrder, paginated_by
 from loyalty.permits import (
     MEMBERS_CREATE,
     MEMBERS_DESTROY,
@@ -16,23 +17,31 @@ from loyalty.permits import (
 )
 from loyalty.views import API_SOURCE, ClubScopedViewSet
 from members import selectors, services
-from members.filters import MemberFilter
+from members.filters import MemberFilterSet
 from members.models import Member
 from members.serializers import MemberPayloadSerializer, MemberSerializer
 
 MembersPagination = paginated_by("members")
 # The fields a list of members sorts by (``sort_by[]``): the club's, and a group's.
 MEMBER_SORTABLE = ("id", "email", "msisdn", "created_at", "updated_at")
-# Query parameters that page or sort the list without narrowing it.
-UNFILTERED = {"page_no", "per_page", "sort_by[]", "sort_directions[]"}
 
 
 @extend_schema_view(
     list=extend_schema(summary="List members"),
     create=extend_schema(summary="Create a member"),
     retrieve=extend_schema(summary="Show a member"),
-    update=extend_schema(summary="Update a member"),
-    partial_update=extend_schema(summary="Update some fields of a member"),
+    update=extend_schema(
+        summary="Replace a member",
+        description="Every writable field is replaced: one not sent goes back to its default "
+        "(no email or msisdn, empty properties, consents and arrays, the default statuses); "
+        "email or msisdn must remain.",
+    ),
+    partial_update=extend_schema(
+        summary="Update some fields of a member",
+        description="Only the fields sent change. properties and consents are merged into "
+        "the stored ones by JSON Merge Patch (RFC 7396): a key sent is set, a null removes "
+        "it, the others stay.",
+    ),
     destroy=extend_schema(summary="Destroy a member"),
 )
 class MemberViewSet(ClubScopedViewSet):
@@ -44,8 +53,10 @@ class MemberViewSet(ClubScopedViewSet):
         "partial_update": MemberPayloadSerializer,
     }
     pagination_class = MembersPagination
-    filter_backends = [NoNulCharacters, MemberFilter, SortOrder]
+    filter_backends = [QueryFilterBackend, SortOrder]
+    filterset_class = MemberFilterSet
     sortable_fields = MEMBER_SORTABLE
+    query_parameters = {"list": (*PAGE_QUERY, *SORT_QUERY)}
     required_permits = {
         "list": MEMBERS_LIST,
         "create": MEMBERS_CREATE,
@@ -56,7 +67,7 @@ class MemberViewSet(ClubScopedViewSet):
     }
 
     def list(self, request: Request, loyalty_club_slug: str) -> Response:
-        if request.query_params.keys() <= UNFILTERED:
+        if not MemberFilterSet.given(self.query):
             # Every member of the club: the stored count is exact and needs no count(*).
             self.total_count = selectors.stored_members_count(self.club)
         return self.paginated(self.get_queryset())
@@ -71,13 +82,16 @@ class MemberViewSet(ClubScopedViewSet):
         return self.render(self.get_object())
 
     def update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
-        member = services.update_member(
+        member = services.replace_member(
             member=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
         )
         return self.render(member)
 
     def partial_update(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
-        return self.update(request, loyalty_club_slug, pk)
+        member = services.patch_member(
+            member=self.get_object(), source=API_SOURCE, actor=self.actor, **self.payload(request)
+        )
+        return self.render(member)
 
     def destroy(self, request: Request, loyalty_club_slug: str, pk: str) -> Response:
         services.delete_member(member=self.get_object(), source=API_SOURCE, actor=self.actor)

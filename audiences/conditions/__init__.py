@@ -5,7 +5,16 @@ from audiences.conditions.compiler import (
     referenced_group_ids,
     uses_relative_dates,
 )
-from audiences.conditions.grammar import And, ConditionError, Leaf, Node, Not, Or, parse_conditions
+from audiences.conditions.grammar import (
+    And,
+    ConditionError,
+    Leaf,
+    Node,
+    Not,
+    Or,
+    as_condition_list,
+    parse_conditions,
+)
 
 __all__ = [
     "And",
@@ -14,6 +23,7 @@ __all__ = [
     "Node",
     "Not",
     "Or",
+    "as_condition_list",
     "compile_conditions",
     "parse_conditions",
     "referenced_group_ids",

@@ -70,8 +70,9 @@ PROPERTY_TYPES = {
 }
 # Operators that take no value.
 NO_VALUE = {"empty", "not_empty", "present", "blank"}
-KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Matched against the whole string (fullmatch): "$" would let a trailing newline through.
+KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # What people write in a phone number that a stored msisdn (digits only) never has.
 MSISDN_PUNCTUATION = re.compile(r"[\s+\-().]")
 
@@ -202,7 +203,7 @@ def _check_field(group: Any, type_: Any, field: Any) -> Any:
         return _error("blank")
     if group == "consents":
         name = field.removeprefix("consents.")
-        if not KEY.match(name):
+        if not KEY.fullmatch(name):
             return _error("invalid_key")
         if type_ != "boolean":
             return _error("type_mismatch", expected="boolean")
@@ -210,7 +211,7 @@ def _check_field(group: Any, type_: Any, field: Any) -> Any:
     fixed = BUILT_IN_FIELDS.get(field) or PROPERTY_TYPES.get(field)
     if fixed is not None and type_ in TYPES and fixed != type_:
         return _error("type_mismatch", expected=fixed)
-    if fixed is None and not KEY.match(field):
+    if fixed is None and not KEY.fullmatch(field):
         return _error("invalid_key")
     return None
 
@@ -231,7 +232,7 @@ def _is_number(value: Any) -> bool:
 
 def is_date(value: Any) -> bool:
     """True for a ``YYYY-MM-DD`` day of the calendar."""
-    if not isinstance(value, str) or not DATE.match(value):
+    if not isinstance(value, str) or not DATE.fullmatch(value):
         return False
     try:
         date.fromisoformat(value)
@@ -295,6 +296,27 @@ def _check_pair(value: Any, item_ok: Any, code: str) -> Any:
     if value[0] > value[1]:
         return _error("reversed_range")
     return None
+
+
+def as_condition_list(data: Any) -> Any:
+    """``data`` with a single condition object, where an array of conditions is expected (the
+    top level, a branch's ``conditions``), made a one-element array; anything else as it is.
+
+    The platform's docs type ``audience_conditions`` as "Object", so its clients send one
+    condition bare. A new structure is returned: the input is not changed.
+    """
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        return data
+    return [
+        {**item, "conditions": as_condition_list(item["conditions"])}
+        if isinstance(item, dict)
+        and item.get("operator") in BRANCH_OPERATORS
+        and "conditions" in item
+        else item
+        for item in data
+    ]
 
 
 def parse_conditions(data: Any) -> And:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from django.apps import apps
 from django.db.models import (
     BooleanField,
+    Count,
     Exists,
     F,
     FloatField,
@@ -37,15 +38,14 @@ from django.db.models.lookups import (
     Exact,
     GreaterThan,
     GreaterThanOrEqual,
-    IContains,
     In,
     IsNull,
-    IStartsWith,
     LessThan,
     LessThanOrEqual,
 )
 
 from audiences.conditions.grammar import BUILT_IN_FIELDS, KEY, Leaf, msisdn_fragment
+from loyalty import casefold
 from members.normalize import InvalidIdentifier, normalize_msisdn
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class VendorSQL(Func):
         output_field: Any = None,
     ) -> None:
         super().__init__(F(column), output_field=output_field or BooleanField())
-        if not all(KEY.match(key) for key in keys):
+        if not all(KEY.fullmatch(key) for key in keys):
             raise ValueError("unsafe JSON key")
         self.keys = list(keys)
         self.by_vendor = {"postgresql": postgresql, "sqlite": sqlite}
@@ -221,8 +221,8 @@ def _fragment(leaf: Leaf) -> str:
 STRING: dict[str, Callable[[Leaf, Context], Condition]] = {
     "eq": lambda leaf, ctx: Exact(_string(leaf), _stored_form(leaf, leaf.value)),
     "in": lambda leaf, ctx: In(_string(leaf), [_stored_form(leaf, v) for v in leaf.value]),
-    "match": lambda leaf, ctx: IContains(_string(leaf), _fragment(leaf)),
-    "starts_with": lambda leaf, ctx: IStartsWith(_string(leaf), _fragment(leaf)),
+    "match": lambda leaf, ctx: casefold.contains(_string(leaf), _fragment(leaf)),
+    "starts_with": lambda leaf, ctx: casefold.starts_with(_string(leaf), _fragment(leaf)),
     "present": _present,
 }
 
@@ -374,7 +374,17 @@ def _array_any(leaf: Leaf, ctx: Context) -> Condition:
 def _array_all(leaf: Leaf, ctx: Context) -> Condition:
     wanted = list(dict.fromkeys(leaf.value))
     if leaf.field == "members_group_ids":
-        return reduce(and_, [Q(Exists(_memberships(ctx).filter(group_id=g))) for g in wanted])
+        # One grouped subquery however many groups: the member's rows in them number them
+        # all (a member is in a group at most once). An EXISTS per group nested the SQL as
+        # deep as the list is long, which SQLite refuses ("expression tree too deep").
+        in_all = (
+            _memberships(ctx)
+            .filter(group_id__in=wanted)
+            .values("member_id")
+            .annotate(groups=Count("group_id"))
+            .filter(groups=len(wanted))
+        )
+        return Exists(in_all)
     return VendorSQL(
         *_source(leaf),
         postgresql=(

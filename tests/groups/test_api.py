@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -468,6 +469,117 @@ def test_changing_or_destroying_a_system_group_is_405(
         "error": "System groups are maintained by the system and cannot be changed or destroyed."
     }
     assert (stored(all_members), all_members.name) == before
+
+
+SYSTEM_BODIES = [
+    pytest.param(None, id="the-group-as-read"),
+    pytest.param({"system": True}, id="system-true"),
+    pytest.param({}, id="empty-object"),
+    pytest.param(b"[1, 2]", id="not-an-object"),
+    pytest.param(b'{"name": ', id="not-json"),
+    pytest.param({"audience_conditions": {"operator": "nope"}}, id="bad-conditions"),
+]
+
+
+@pytest.mark.parametrize("body", SYSTEM_BODIES)
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_a_system_group_is_405_whatever_the_body(
+    api: APIClient, all_members: MembersGroup, method: str, body: Any
+) -> None:
+    """Not the 422 or 400 the body would earn elsewhere: no body could ever be accepted."""
+    before = stored(all_members), all_members.name
+    read = api.get(f"members_groups/{all_members.pk}").json()
+    sent = json.dumps(read).encode() if body is None else body
+    if isinstance(sent, dict):
+        sent = json.dumps(sent).encode()
+
+    response = api.generic(
+        method.upper(),
+        f"members_groups/{all_members.pk}",
+        sent,
+        content_type="application/json",
+    )
+
+    assert response.status_code == 405, response.json()
+    assert response.json() == {
+        "error": "System groups are maintained by the system and cannot be changed or destroyed."
+    }
+    assert (stored(all_members), all_members.name) == before
+
+
+@pytest.mark.parametrize("method", ["post", "delete"])
+@pytest.mark.parametrize("body", [b"", b"[]", b'{"identifiers": 5}'])
+def test_bulk_changes_to_a_system_group_are_405_whatever_the_body(
+    api: APIClient, all_members: MembersGroup, method: str, body: bytes
+) -> None:
+    response = api.generic(
+        method.upper(),
+        f"members_groups/{all_members.pk}/members",
+        body,
+        content_type="application/json",
+    )
+
+    assert response.status_code == 405
+    assert "System groups" in response.json()["error"]
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_a_manual_group_read_and_sent_back_with_one_change_is_accepted(
+    api: APIClient, club: Club, method: str
+) -> None:
+    group = GroupFactory(club=club, name="Red", description="Warm")
+    read = api.get(f"members_groups/{group.pk}").json()
+
+    response = getattr(api, method)(f"members_groups/{group.pk}", {**read, "name": "Crimson"})
+
+    assert response.status_code == 200, response.json()
+    assert {**response.json(), "updated_at": None} == {
+        **read,
+        "name": "Crimson",
+        "updated_at": None,
+    }
+    group.refresh_from_db()
+    assert (group.name, group.description, group.audience_id) == (
+        "Crimson",
+        "Warm",
+        read["audience_id"],
+    )
+    assert group.audience.conditions == own_rule(group.pk)
+
+
+def test_a_manual_group_takes_its_own_rule_as_one_condition_object(
+    api: APIClient, club: Club
+) -> None:
+    group = GroupFactory(club=club, name="Red")
+
+    response = api.put(
+        f"members_groups/{group.pk}",
+        {"name": "Crimson", "audience_conditions": own_rule(group.pk)[0]},
+    )
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["audience_conditions"] == own_rule(group.pk)
+
+
+def test_a_manual_group_refuses_only_the_audience_field_that_changed(
+    api: APIClient, club: Club
+) -> None:
+    group = GroupFactory(club=club, name="Red")
+    other = GroupFactory(club=club)
+    read = api.get(f"members_groups/{group.pk}").json()
+
+    new_rule = api.put(
+        f"members_groups/{group.pk}",
+        {**read, "name": "Crimson", "audience_conditions": own_rule(other.pk)},
+    )
+    new_audience = api.put(f"members_groups/{group.pk}", {**read, "audience_id": other.audience_id})
+
+    assert new_rule.status_code == new_audience.status_code == 422
+    refused = [{"error": "not_allowed_for_manual_group", "options": {}}]
+    assert new_rule.json()["details"] == {"audience_conditions": refused}
+    assert new_audience.json()["details"] == {"audience_id": refused}
+    group.refresh_from_db()
+    assert (group.name, group.audience.conditions) == ("Red", own_rule(group.pk))
 
 
 def test_destroying_a_group_returns_204_and_records_the_leaves(

@@ -129,9 +129,9 @@ def test_members_are_read_only_when_the_body_is_sent_and_in_several_chunks(
     started: list[str] = []
     export = exports.group_members_csv
 
-    def watched(group: MembersGroup, *, using: str) -> Iterator[bytes]:
+    def watched(group: MembersGroup, *, using: str, **options: Any) -> Iterator[bytes]:
         started.append(using)
-        yield from export(group, using=using)
+        yield from export(group, using=using, **options)
 
     monkeypatch.setattr(exports, "group_members_csv", watched)
 
@@ -359,9 +359,9 @@ def test_the_members_are_read_where_the_group_was_read_the_replica_for_an_api_ge
     aliases: list[str] = []
     export = exports.group_members_csv
 
-    def watched(group: MembersGroup, *, using: str) -> Iterator[bytes]:
+    def watched(group: MembersGroup, *, using: str, **options: Any) -> Iterator[bytes]:
         aliases.append(using)
-        yield from export(group, using=using)
+        yield from export(group, using=using, **options)
 
     monkeypatch.setattr(exports, "group_members_csv", watched)
 

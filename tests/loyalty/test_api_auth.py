@@ -47,7 +47,8 @@ OPERATIONS = [
     ("get", "members", permits.MEMBERS_LIST, None),
     ("post", "members", permits.MEMBERS_CREATE, {"email": "new@example.com"}),
     ("get", "members/{member}", permits.MEMBERS_SHOW, None),
-    ("put", "members/{member}", permits.MEMBERS_UPDATE, {"sms_status": "enabled"}),
+    # PUT replaces the member whole: it must name an identifier.
+    ("put", "members/{member}", permits.MEMBERS_UPDATE, {"email": "put@example.com"}),
     ("patch", "members/{member}", permits.MEMBERS_UPDATE, {"sms_status": "enabled"}),
     ("delete", "members/{member}", permits.MEMBERS_DESTROY, None),
     ("get", "members/{member}/members_groups", permits.MEMBERS_SHOW, None),
@@ -401,11 +402,13 @@ def test_staff_writes_need_the_csrf_token(
     assert not MembersGroup.objects.filter(name="No CSRF").exists()
 
 
-def test_staff_browse_the_api_as_html(club: Club, staff_client: Callable[..., APIClient]) -> None:
+def test_staff_get_json_like_everyone_even_asking_for_html(
+    club: Club, staff_client: Callable[..., APIClient]
+) -> None:
     client = staff_client(club.slug, manages=[club], permissions=["groups.view_membersgroup"])
 
     response = client.get("members_groups", HTTP_ACCEPT="text/html")
 
     assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/html")
-    assert b"members_groups" in response.content
+    assert response["Content-Type"] == "application/json"
+    assert "members_groups" in response.json()

@@ -11,25 +11,17 @@ import json
 import os
 import select
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import PROJECT, manage_process
+from tests.helpers import manage_process, runserver
 
 IDENTIFIERS = 10_000_000
 CHUNK = 1 << 20
 RSS_GROWTH_MAX = 50 * 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss(pid: int) -> int:
@@ -110,25 +102,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, i
     token = (
         manage_process(env, "create_api_token", "lim", "--permits", "all").strip().splitlines()[-1]
     )
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield Server(port, token), process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with runserver(env) as (port, pid):
+        yield Server(port, token), pid
 
 
 def make_group(server: Server) -> int:

@@ -14,6 +14,7 @@ from groups.models import MembersGroup, MembershipEvent
 from loyalty.models import Club
 from members.models import Member
 from tests.factories import GroupFactory, MemberFactory
+from tests.helpers import cond
 
 pytestmark = pytest.mark.django_db
 
@@ -281,13 +282,12 @@ def test_showing_a_member(api: APIClient, club: Club) -> None:
     assert response.json()["email"] == "ann@example.com"
 
 
-@pytest.mark.parametrize("method", ["put", "patch"])
-def test_updating_a_member_changes_the_sent_fields_only(
-    api: APIClient, club: Club, other_club: Club, method: str
+def test_patching_a_member_changes_the_sent_fields_only(
+    api: APIClient, club: Club, other_club: Club
 ) -> None:
     member = MemberFactory(club=club, email="ann@example.com", properties={"first_name": "Ann"})
 
-    response = getattr(api, method)(
+    response = api.patch(
         f"members/{member.pk}",
         {"msisdn": "+4740769126", "email_status": "unsubscribed", "id": 1, "club": other_club.pk},
     )
@@ -302,6 +302,113 @@ def test_updating_a_member_changes_the_sent_fields_only(
         {"first_name": "Ann"},
     )
     assert member.club_id == club.pk
+
+
+def test_patch_merges_properties_key_by_key_as_json_merge_patch(api: APIClient, club: Club) -> None:
+    member = MemberFactory(
+        club=club,
+        properties={
+            "first_name": "Ann",
+            "city": "Bergen",
+            "tier": "gold",
+            "address": {"street": "Bryggen 1", "zip": "5003"},
+            "interests": ["ski", "golf"],
+        },
+    )
+
+    response = api.patch(
+        f"members/{member.pk}",
+        {
+            "properties": {
+                "city": "Oslo",
+                "tier": None,
+                "address": {"zip": "0150", "street": None},
+                "interests": ["yoga"],
+                "nick": "A",
+            }
+        },
+    )
+
+    assert response.status_code == 200, response.json()
+    expected = {
+        "first_name": "Ann",
+        "city": "Oslo",
+        "address": {"zip": "0150"},
+        "interests": ["yoga"],
+        "nick": "A",
+    }
+    assert response.json()["properties"] == expected
+    member.refresh_from_db()
+    assert member.properties == expected
+
+
+def test_put_replaces_every_writable_field_and_resets_the_others(
+    api: APIClient, club: Club
+) -> None:
+    member = MemberFactory(
+        club=club,
+        email="ann@example.com",
+        msisdn="4740769126",
+        properties={"first_name": "Ann", "city": "Bergen"},
+        consents={"news": {"status": True, "updated_at": "2024-01-01T00:00:00Z"}},
+        email_status="unsubscribed",
+        subunit_ids=[1, 2],
+        favorite_stores=[3],
+    )
+
+    response = api.put(
+        f"members/{member.pk}", {"msisdn": "4740769126", "properties": {"city": "Oslo"}}
+    )
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert {key: body[key] for key in MEMBER_KEYS - {"id", "created_at", "updated_at"}} == {
+        "email": None,
+        "msisdn": "4740769126",
+        "properties": {"city": "Oslo"},
+        "consents": {},
+        "sms_status": "disabled",
+        "email_status": "disabled",
+        "push_status": "disabled",
+        "subunit_ids": [],
+        "favorite_stores": [],
+    }
+    member.refresh_from_db()
+    assert (member.email, member.properties, member.subunit_ids) == (None, {"city": "Oslo"}, [])
+
+
+def test_put_without_an_identifier_is_422_and_changes_nothing(api: APIClient, club: Club) -> None:
+    member = MemberFactory(club=club, email="ann@example.com", properties={"first_name": "Ann"})
+
+    response = api.put(f"members/{member.pk}", {"properties": {"first_name": "Bo"}})
+
+    assert response.status_code == 422
+    assert response.json()["details"] == {
+        "email": [{"error": "blank", "options": {"requires": "email or msisdn"}}]
+    }
+    member.refresh_from_db()
+    assert (member.email, member.properties) == ("ann@example.com", {"first_name": "Ann"})
+
+
+def test_automatic_groups_follow_a_merged_patch_and_a_replacing_put(
+    api: APIClient, club: Club
+) -> None:
+    member = MemberFactory(club=club, email="ann@example.com", properties={"tier": "gold"})
+    gold = group_services.create_group(
+        club=club,
+        name="Gold",
+        audience_conditions=[cond("string", "tier", "eq", "gold")],
+    )
+
+    patched = api.patch(f"members/{member.pk}", {"properties": {"city": "Oslo"}})
+    after_patch = api.get(f"members_groups/{gold.pk}").json()["members_count"]
+    put = api.put(
+        f"members/{member.pk}", {"email": "ann@example.com", "properties": {"city": "Oslo"}}
+    )
+    after_put = api.get(f"members_groups/{gold.pk}").json()["members_count"]
+
+    assert (patched.status_code, put.status_code) == (200, 200)
+    assert (after_patch, after_put) == (1, 0)
 
 
 def test_clearing_both_identifiers_of_a_member_is_422(api: APIClient, club: Club) -> None:

@@ -67,19 +67,19 @@ def test_a_consent_object_keeps_its_time_and_one_without_a_time_gets_the_request
     assert stamped_between(consents["push"], before, after)
 
 
-def test_an_update_replaces_the_consents_with_the_ones_sent_normalised(
+def test_patch_merges_the_consents_sent_and_put_replaces_them_normalised(
     api: APIClient, club: Club
 ) -> None:
-    member = MemberFactory(
-        club=club, consents={"news": STAMPED, "sms": {"status": True, "updated_at": "2024-01-01"}}
-    )
+    sms = {"status": True, "updated_at": "2024-01-01"}
+    member = MemberFactory(club=club, consents={"news": STAMPED, "sms": sms, "post": STAMPED})
 
-    patched = api.patch(f"members/{member.pk}", {"consents": {"news": False}})
+    patched = api.patch(f"members/{member.pk}", {"consents": {"news": False, "post": None}})
     put = api.put(f"members/{member.pk}", {"email": member.email, "consents": {"push": True}})
 
     assert patched.status_code == 200, patched.json()
-    assert list(patched.json()["consents"]) == ["news"]
+    assert sorted(patched.json()["consents"]) == ["news", "sms"]
     assert patched.json()["consents"]["news"]["status"] is False
+    assert patched.json()["consents"]["sms"] == sms
     assert put.status_code == 200, put.json()
     assert list(put.json()["consents"]) == ["push"]
     assert put.json()["consents"]["push"]["status"] is True

@@ -26,13 +26,27 @@ class Command(BaseCommand):
         parser.add_argument("club_slug")
         parser.add_argument("group_id", type=int)
         parser.add_argument("file", type=Path, help="The CSV file to write ('-': stdout).")
+        parser.add_argument(
+            "--escape-formulas",
+            action="store_true",
+            help="Put a ' before each cell that starts with =, +, -, @, a tab or a carriage "
+            "return, which spreadsheets would run as a formula (default: the data as stored).",
+        )
 
-    def handle(self, *args: Any, club_slug: str, group_id: int, file: Path, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        club_slug: str,
+        group_id: int,
+        file: Path,
+        escape_formulas: bool,
+        **options: Any,
+    ) -> None:
         club = club_by_slug(club_slug)
         group = MembersGroup.objects.filter(club=club, pk=group_id).first()
         if group is None:
             raise CommandError(f"No group {group_id} in the club {club.slug}.")
-        chunks = group_members_csv(group)
+        chunks = group_members_csv(group, escape_formulas=escape_formulas)
         if str(file) == "-":
             try:
                 for chunk in chunks:
