@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html_join
 
 from audiences import services
+from audiences.forms import ConditionsFormField
 from audiences.models import Audience
 from audiences.widgets import RuleBuilderTarget, RuleBuilderWidget, with_rule_builder
 from loyalty.admin import ClubFilter, ClubScopedAdmin, ServiceModelForm, adopt
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 
 class AudienceForm(ServiceModelForm):
+    conditions = ConditionsFormField(required=False, initial=list)
+
     class Meta:
         model = Audience
         fields = ["club", "name", "conditions"]

@@ -21,7 +21,7 @@ from django.http import HttpRequest, JsonResponse, QueryDict
 from django.urls import URLPattern, path
 
 from audiences.catalogue import SAMPLE_MEMBERS, club_fields
-from audiences.conditions import Node, referenced_group_ids
+from audiences.conditions import Node, as_condition_list, referenced_group_ids
 from audiences.describe import describe_conditions
 from audiences.selectors import preview
 from audiences.services import parse_or_refuse
@@ -138,7 +138,8 @@ class RuleBuilderAdmin(ClubScopedAdmin):
         if isinstance(club, JsonResponse):
             return club
         try:
-            conditions = json.loads(request.POST.get("conditions") or "[]")
+            # As the API takes them: a single condition object is a one-element array.
+            conditions = as_condition_list(json.loads(request.POST.get("conditions") or "[]"))
         except (ValueError, RecursionError):
             return JsonResponse({"error": "The conditions are not valid JSON."}, status=400)
         if code := unstorable(conditions):

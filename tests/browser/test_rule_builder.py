@@ -340,6 +340,16 @@ def test_a_rule_the_builder_cannot_show_opens_as_json_with_a_note(
     expect(page.locator("#id_audience_conditions")).to_be_visible()
     assert json.loads(page.locator("#id_audience_conditions").input_value()) == older
 
+    # One condition object, as the API takes it, is a rule of one row.
+    single = cond("string", "email", "match", "@red.example")
+    page.fill("#id_audience_conditions", json.dumps(single))
+    expect(page.locator(".rule-builder .rb-note")).to_be_hidden()
+    page.locator(".rule-builder .rb-switch").click()
+    expect(row(page, "1").get_by_label("Value of condition 1")).to_have_value("@red.example")
+    save(page)
+    group.refresh_from_db()
+    assert group.audience.conditions == [single]
+
 
 def test_a_one_row_rule_is_created_with_the_keyboard_alone(
     page: Page, staff: str, log_in: Step, red: Club

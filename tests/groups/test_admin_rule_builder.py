@@ -286,7 +286,7 @@ def test_the_preview_points_each_error_at_its_place_in_a_nested_rule(
 def test_a_rule_that_is_not_a_list_is_an_error_of_the_whole_rule(
     admin_client: Client, club: Club
 ) -> None:
-    response = admin_client.post(preview_url(), {"club": club.pk, "conditions": '{"a": 1}'})
+    response = admin_client.post(preview_url(), {"club": club.pk, "conditions": '"text"'})
     assert response.status_code == 422
     assert response.json()["errors"] == [{"path": [], "message": "Enter a JSON array."}]
 
@@ -439,3 +439,40 @@ def test_a_preview_asked_not_to_count_checks_and_words_the_rule_only(
     assert checked.json() == {"words": "member of group 'Gold'"}
     assert refused.status_code == 422
     assert refused.json()["errors"] == [{"path": ["0", "value"], "message": "Not a number."}]
+
+
+def test_a_single_condition_object_is_taken_as_the_api_takes_it(
+    admin_client: Client, club: Club, make_client: Callable[..., Any]
+) -> None:
+    MemberFactory(club=club, email="ann@gold.example")
+    single = {
+        "operator": "or",
+        "conditions": cond("string", "email", "match", "gold"),
+    }
+    response = admin_client.post(
+        reverse("admin:groups_membersgroup_add"),
+        {
+            "club": club.pk,
+            "name": "From the form",
+            "type": "",
+            "description": "",
+            "audience_conditions": json.dumps(single),
+        },
+    )
+    assert response.status_code == 302
+    api = make_client(club).post(
+        "members_groups", {"name": "From the API", "audience_conditions": single}, format="json"
+    )
+    assert api.status_code == 201
+    counted = admin_client.post(preview_url(), {"club": club.pk, "conditions": json.dumps(single)})
+
+    stored = {
+        group.name: group.audience.conditions
+        for group in MembersGroup.objects.filter(club=club, automatic=True)
+    }
+    assert (
+        stored["From the form"]
+        == stored["From the API"]
+        == [{"operator": "or", "conditions": [cond("string", "email", "match", "gold")]}]
+    )
+    assert counted.json() == {"count": 1, "words": "email contains 'gold'"}

@@ -132,6 +132,20 @@
         return element("option", { value: value, text: label, selected: Boolean(selected) });
     }
 
+    // As the service takes conditions: a single condition object where a list is expected
+    // (the top, a group's conditions) is a list of one.
+    function asConditionList(data) {
+        const list = isObject(data) ? [data] : data;
+        if (Array.isArray(list)) {
+            for (const node of list) {
+                if (isBranch(node) && "conditions" in node) {
+                    node.conditions = asConditionList(node.conditions);
+                }
+            }
+        }
+        return list;
+    }
+
     // JSON.parse, telling whole numbers that JavaScript cannot hold exactly (ids past 2^53),
     // where the browser gives the reviver the source text.
     function parseJson(text) {
@@ -219,11 +233,12 @@
             if (parsed.inexact) {
                 return { problem: "it holds a whole number too large to edit here exactly" };
             }
-            if (!Array.isArray(parsed.data)) {
+            const rule = asConditionList(parsed.data);
+            if (!Array.isArray(rule)) {
                 return { problem: "it is not a list of conditions" };
             }
-            const problem = this.unshowable(parsed.data, "");
-            return problem ? { problem: problem } : { rule: parsed.data };
+            const problem = this.unshowable(rule, "");
+            return problem ? { problem: problem } : { rule: rule };
         }
 
         unshowable(nodes, prefix) {
