@@ -1,8 +1,12 @@
 # Developer entry points; the logic lives in scripts/ so that it can be run without make.
-.PHONY: install run test lint format bench
+.PHONY: install lock run test lint format bench
 
 install:
 	bash scripts/setup
+
+# Refresh the lock files (requirements/) from pyproject.toml after changing a dependency.
+lock:
+	bash scripts/lock
 
 run:
 	bash scripts/run

@@ -6,6 +6,9 @@ SIGTERM to stop after in-flight requests (at most graceful_timeout seconds).
 
 import multiprocessing
 import os
+import shutil
+import tempfile
+from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Sync workers, each one request at a time with one database connection: gunicorn's rule of
@@ -24,3 +27,31 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Heartbeat files in memory: a disk-backed /tmp can stall workers in containers.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+# Prometheus (loyalty.metrics): every worker counts its requests into files of one directory,
+# emptied when gunicorn starts, so that a scrape of any worker reports all of them. Set
+# PROMETHEUS_MULTIPROC_DIR to choose it; by default one per master process, in memory, removed
+# when gunicorn stops.
+own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+    worker_tmp_dir or tempfile.gettempdir(), f"members-groups-metrics-{os.getpid()}"
+)
+raw_env = [f"PROMETHEUS_MULTIPROC_DIR={metrics_dir}"]
+
+
+def on_starting(server: Any) -> None:
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    # Imported only now: prometheus-client picks its storage when first imported, and the
+    # master must not pick it for the workers it forks before PROMETHEUS_MULTIPROC_DIR is set.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, metrics_dir)
+
+
+def on_exit(server: Any) -> None:
+    if own_metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

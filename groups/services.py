@@ -662,10 +662,13 @@ def recompute_group(
     return diff
 
 
-def refresh_relative_date_groups() -> list[int]:
-    """Re-compute every automatic group whose rule counts days from today (run daily)."""
+def refresh_relative_date_groups(*, club_id: int | None = None) -> list[int]:
+    """Re-compute every automatic group (of one club, or of all) whose rule counts days from
+    today; the scheduler runs it for each club just after its midnight."""
     refreshed = []
     groups = MembersGroup.objects.filter(automatic=True).select_related("audience")
+    if club_id is not None:
+        groups = groups.filter(club_id=club_id)
     for group in groups.order_by("club_id", "pk"):
         try:
             node = parse_conditions(group.audience.conditions)

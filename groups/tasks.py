@@ -17,8 +17,8 @@ def recompute_group_task(group_id: int, version: int) -> None:
 
 
 @task()
-def refresh_relative_date_groups_task() -> None:
-    services.refresh_relative_date_groups()
+def refresh_relative_date_groups_task(club_id: int) -> None:
+    services.refresh_relative_date_groups(club_id=club_id)
 
 
 @task()

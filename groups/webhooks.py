@@ -6,8 +6,8 @@ neither. Each delivery carries at most ``BATCH_EVENTS`` events and is sent by a 
 the transaction commits. A failed attempt is tried again with exponential back-off until
 the delivery's ``retry_until`` (24 hours by default), then the delivery is marked failed.
 Workers claim a delivery with a lease before sending it, so no two send it at once; the
-``send_webhooks`` command sends whatever is due, for backends that cannot defer a task
-and as a safety net.
+scheduler (and the ``send_webhooks`` command) sends whatever is due, for backends that
+cannot defer a task and as a safety net.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import http.client
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -255,6 +256,22 @@ def due_delivery_ids(limit: int | None = None) -> list[int]:
     return list(due[:limit] if limit else due)
 
 
+def send_due_deliveries(limit: int | None = None) -> Counter[str]:
+    """Make one attempt at every delivery that is due; return how many ended in each status."""
+    ids = due_delivery_ids(limit)
+    for delivery_id in ids:
+        send_delivery(delivery_id=delivery_id)
+    return Counter(WebhookDelivery.objects.filter(pk__in=ids).values_list("status", flat=True))
+
+
+def outcome_line(outcome: Counter[str]) -> str:
+    """``send_due_deliveries``'s outcome for people."""
+    return (
+        f"{outcome.total()} due: {outcome[DeliveryStatus.DELIVERED]} delivered, "
+        f"{outcome[DeliveryStatus.PENDING]} to retry, {outcome[DeliveryStatus.FAILED]} failed."
+    )
+
+
 def resend_deliveries(deliveries: QuerySet[WebhookDelivery]) -> list[int]:
     """Send delivered or failed deliveries again, with a fresh retry window; return their ids."""
     now = timezone.now()
@@ -278,3 +295,12 @@ def prune_deliveries(*, before: datetime) -> int:
         status=DeliveryStatus.PENDING
     )
     return finished.delete()[0]
+
+
+def prune_old_deliveries() -> int:
+    """Prune the finished deliveries older than WEBHOOKS_DELIVERIES_RETENTION_DAYS (none when
+    it is 0); return how many."""
+    days = settings.WEBHOOKS_DELIVERIES_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    return prune_deliveries(before=timezone.now() - timedelta(days=days))

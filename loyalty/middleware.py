@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse
 
+from loyalty import reporting
 from loyalty.logs import request_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -25,7 +26,8 @@ logger = logging.getLogger("loyalty.request")
 
 
 class RequestLogMiddleware:
-    """Tag the request with an id (the caller's X-Request-ID if sane), echo it, log the outcome."""
+    """Tag the request with an id (the caller's X-Request-ID if sane), echo it, log the outcome;
+    error reports carry the id and the club."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -34,6 +36,7 @@ class RequestLogMiddleware:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         rid = incoming if SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         token = request_id.set(rid)
+        reporting.tag_request(request_id=rid)
         started = time.perf_counter()
         try:
             response = self.get_response(request)
@@ -56,6 +59,16 @@ class RequestLogMiddleware:
         finally:
             request_id.reset(token)
 
+    def process_view(
+        self,
+        request: HttpRequest,
+        view: Callable[..., HttpResponse],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        if club := kwargs.get("loyalty_club_slug"):
+            reporting.tag_request(club=club)
+
 
 class DatabaseTimeoutsMiddleware:
     """Bound how long a web request's statements run and wait for locks (PostgreSQL).
@@ -71,6 +84,9 @@ class DatabaseTimeoutsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if settings.DB_TRANSACTION_POOLING:
+            # The pooler's server sessions carry the timeouts (see DB_TRANSACTION_POOLING).
+            return self.get_response(request)
         # Every PostgreSQL alias: a replica's reads are bounded like the primary's.
         with ExitStack() as stack:
             for alias in connections:

@@ -1,5 +1,6 @@
 """The one settings module: every value comes from the environment (12-factor)."""
 
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 _proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="HTTP_X_FORWARDED_PROTO")
 SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-# Load balancers probe over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Load balancers and Prometheus probe over plain HTTP, from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
@@ -42,8 +43,6 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_tasks",
     "django_tasks_db",
-    "django_rq",
-    "django_tasks_rq",
     "loyalty",
     "members",
     "audiences",
@@ -51,8 +50,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so that every response, static files and refusals included, is logged.
+    # First, so that every response, static files and refusals included, is logged and
+    # counted.
     "loyalty.middleware.RequestLogMiddleware",
+    "loyalty.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "loyalty.middleware.DatabaseTimeoutsMiddleware",
@@ -105,17 +106,37 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
     )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL and a busy timeout let the dev server and a command share the file.
+    # WAL and a busy timeout let the dev server, the worker, the scheduler and a command
+    # share the file; transactions take the write lock when they begin (IMMEDIATE), so that a
+    # writer waits for another instead of failing at once with "database is locked".
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
     }
 
 # An optional read replica (a streaming copy of the primary): the reads of API lists and
-# shows go there, writes and every other read to the primary (loyalty.routers).
+# shows go there, writes and every other read to the primary; a replica that does not
+# answer, or has not replayed a club's last write, is passed by (loyalty.routers).
 if env.str("DATABASE_REPLICA_URL", default=""):
     DATABASES["replica"] = {**DATABASES["default"], **env.db("DATABASE_REPLICA_URL")}
+    # A kept connection to a replica that restarted is found broken before it is used.
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
     DATABASE_ROUTERS = ["loyalty.routers.ReplicaRouter"]
+
+# Behind a pooler in transaction mode (PgBouncer's pool_mode = transaction) each transaction
+# may run on another server session, so nothing may rest on session state: no server-side
+# cursors (QuerySet.iterator()), no prepared statements (psycopg prepares a query run five
+# times), and no SET of the web timeouts (DatabaseTimeoutsMiddleware: they would stay on the
+# server session for its next client; the pooler sets them instead). Transaction-scoped
+# advisory locks and SET LOCAL work as they are. Set it where the connection goes through
+# such a pooler: the web processes.
+DB_TRANSACTION_POOLING = env.bool("DB_TRANSACTION_POOLING", default=False)
+if DB_TRANSACTION_POOLING:
+    for database in DATABASES.values():
+        if database["ENGINE"] == "django.db.backends.postgresql":
+            database["DISABLE_SERVER_SIDE_CURSORS"] = True
+            database.setdefault("OPTIONS", {})["prepare_threshold"] = None
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -141,11 +162,16 @@ STORAGES = {
 }
 
 # One line per record on stderr, JSON by default (LOG_FORMAT=text for people), each with
-# the id of the request it belongs to; loyalty.middleware logs one line per request.
+# the id of the request it belongs to; loyalty.middleware logs one line per request. Errors
+# are also mailed to ADMINS (below) with the traceback but not the request's data
+# (loyalty.reporting), in place of Django's own handlers, whose email carries it.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "loyalty.logs.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "loyalty.logs.RequestIdFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
     "formatters": {
         "json": {"()": "loyalty.logs.JsonFormatter"},
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
@@ -155,10 +181,46 @@ LOGGING = {
             "class": "logging.StreamHandler",
             "filters": ["request_id"],
             "formatter": env.str("LOG_FORMAT", default="json"),
-        }
+        },
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "django.utils.log.AdminEmailHandler",
+            "reporter_class": "loyalty.reporting.TracebackOnlyReporter",
+        },
+    },
+    "loggers": {
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        # The scheduler logs each job's run itself (loyalty.schedule); APScheduler's own
+        # lines repeat them. Its errors (a job that raised) still show.
+        "apscheduler": {"level": "WARNING"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# Error reports. Unhandled errors (of requests, tasks and scheduled jobs) and error logs go
+# to Sentry when SENTRY_DSN is set, tagged with the request id and the club, without member
+# data (loyalty.reporting); and by email to ADMINS ("Name <email>" or "email", comma
+# separated) through EMAIL_URL (smtp://user:password@host:587, smtp+tls://...).
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from loyalty.reporting import init_sentry
+
+    init_sentry(
+        SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        release=env.str("SENTRY_RELEASE", default="") or None,
+    )
+ADMINS = [parseaddr(address) for address in env.list("ADMINS", default=[])]
+SERVER_EMAIL = env.str("SERVER_EMAIL", default="members-groups@localhost")
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+
+# Prometheus metrics at /metrics (loyalty.metrics), for a scraper that sends
+# "Authorization: Bearer METRICS_TOKEN" or connects from METRICS_ALLOWED_IPS (addresses or
+# networks, comma separated; the connection's own address, never X-Forwarded-For). With
+# neither set, every caller is refused.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 
 # The product's own settings.
 # Most identifiers one bulk add/remove call may carry (SPEC section 2).
@@ -170,14 +232,15 @@ API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/min")
 # Most members one request of the import API may carry (SPEC section 6: bigger loads go
 # through the import_members command, which streams).
 MEMBER_IMPORT_MAX_MEMBERS = env.int("MEMBER_IMPORT_MAX_MEMBERS", default=10_000)
-# How many days of membership events `prune_membership_events` keeps (0: forever).
+# How many days of membership events the scheduler (or `prune_membership_events`) keeps
+# (0: forever).
 MEMBERSHIP_EVENTS_RETENTION_DAYS = env.int("MEMBERSHIP_EVENTS_RETENTION_DAYS", default=0)
 # Webhooks: how long a receiver may take to answer, and for how long failed deliveries
 # are retried (with exponential back-off) before they are marked failed.
 WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
 WEBHOOKS_RETRY_HOURS = env.float("WEBHOOKS_RETRY_HOURS", default=24.0)
-# Days delivered and failed webhook deliveries stay listed before `send_webhooks` prunes
-# them (0: forever).
+# Days delivered and failed webhook deliveries stay listed before the scheduler (or
+# `send_webhooks`) prunes them (0: forever).
 WEBHOOKS_DELIVERIES_RETENTION_DAYS = env.int("WEBHOOKS_DELIVERIES_RETENTION_DAYS", default=30)
 # Webhook URLs on private, loopback or this machine's addresses are refused unless this is
 # set (for receivers on a private network, and for the tests' local receiver).
@@ -187,6 +250,9 @@ RECOMPUTE_INLINE_MAX = env.int("RECOMPUTE_INLINE_MAX", default=50_000)
 # Seconds a queued or running API member import may go without committing a batch before
 # its run counts as dead; sending the same import again then resumes it.
 MEMBER_IMPORT_STALE_SECONDS = env.int("MEMBER_IMPORT_STALE_SECONDS", default=300)
+# Days the database task backend keeps the results of finished tasks before the scheduler
+# prunes them (0: forever).
+TASK_RESULTS_RETENTION_DAYS = env.int("TASK_RESULTS_RETENTION_DAYS", default=14)
 # A background recomputation still pending this long after it was enqueued is taken to be
 # lost, and the sweeper enqueues it again (a second run of a live one changes nothing).
 RECOMPUTE_STALE_SECONDS = env.int("RECOMPUTE_STALE_SECONDS", default=900)
@@ -198,9 +264,12 @@ TASKS: dict[str, dict[str, Any]] = {"default": {"BACKEND": TASK_BACKEND}}
 # TASK_BACKEND=django_tasks_rq.RQBackend puts the tasks on Redis (REDIS_URL), run by any
 # number of `python manage.py rqworker --job-class django_tasks_rq.Job default` processes
 # on any number of machines.
+# Its packages are the optional extra `rq` (pip install ".[rq]"); their apps (the
+# rqworker command) are installed only with this backend.
 RQ_QUEUES = {"default": {"URL": env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")}}
 if TASK_BACKEND == "django_tasks_rq.RQBackend":
     TASKS["default"]["QUEUES"] = ["default"]
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
 
 # The API (SPEC section 2). Rate counters live in this cache, which every web process must
 # share: by default the database (`createcachetable` makes its table), whose increments

@@ -1,18 +1,21 @@
-"""URL configuration: the admin, the API under /v3/<club_slug>/, its schema and docs, health."""
+"""URL configuration: the admin, the API under /v3/<club_slug>/, its schema and docs, the
+probes (health, readiness) and the metrics."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
-from loyalty import exceptions
+from loyalty import exceptions, metrics
 from loyalty.api import router
-from loyalty.health import healthz
+from loyalty.health import healthz, readyz
 
 urlpatterns = [
-    # A plain Django view, so not in the API's OpenAPI schema: no club, no token. Exempt
+    # Plain Django views, so not in the API's OpenAPI schema: no club, no token. Exempt
     # from CSRF, which would refuse a POST with an HTML 403 before the view's JSON 405.
     path("healthz", csrf_exempt(healthz), name="healthz"),
+    path("readyz", csrf_exempt(readyz), name="readyz"),
+    path("metrics", csrf_exempt(metrics.metrics), name="metrics"),
     path("admin/", admin.site.urls),
     # JSON, like every answer under /v3/; the docs are the one human page.
     path("v3/schema/", SpectacularJSONAPIView.as_view(), name="api-schema"),

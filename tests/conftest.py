@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,18 +28,33 @@ pytest_plugins = ["tests.api_fixtures", "tests.webhook_receiver"]
 POSTGRES_ONLY = {Path(__file__).parent / "postgres", Path(__file__).parent / "browser"}
 
 
+# Run only in the replica pass of ``make test``, against a real streaming replica that the
+# tests may stop and pause (scripts/test starts it and names it in TEST_REPLICA_PGDATA),
+# and in its pooled pass, through PgBouncer in transaction pooling.
+REPLICA_ONLY = Path(__file__).parent / "replica"
+POOLED_ONLY = Path(__file__).parent / "pooled"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    # A read-replica alias that mirrors the test database, for the routing tests
-    # (tests/loyalty/test_replica_routing.py); nothing routes to it unless a test says so.
-    django_settings.DATABASES.setdefault(
-        "replica", {**django_settings.DATABASES["default"], "TEST": {"MIRROR": "default"}}
-    )
+    databases = django_settings.DATABASES
+    if "replica" in databases:
+        # A real replica (DATABASE_REPLICA_URL) streams the primary's test database: it
+        # mirrors it rather than getting one of its own.
+        databases["replica"]["TEST"] = {"MIRROR": "default"}
+    else:
+        # A read-replica alias that mirrors the test database, for the routing tests
+        # (tests/loyalty/test_replica_routing.py); nothing routes to it unless a test says so.
+        databases["replica"] = {**databases["default"], "TEST": {"MIRROR": "default"}}
 
 
 def pytest_ignore_collect(collection_path: Path) -> bool | None:
     if collection_path in POSTGRES_ONLY:
         engine = django_settings.DATABASES["default"]["ENGINE"]
         return None if "postgresql" in engine else True
+    if collection_path == REPLICA_ONLY:
+        return None if os.environ.get("TEST_REPLICA_PGDATA") else True
+    if collection_path == POOLED_ONLY:
+        return None if django_settings.DB_TRANSACTION_POOLING else True
     return None
 
 

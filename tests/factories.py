@@ -24,7 +24,9 @@ class ClubFactory(DjangoModelFactory[Club]):
 
     @classmethod
     def _create(cls, model_class: type[Club], *args: Any, **kwargs: Any) -> Club:
-        return loyalty_services.create_club(slug=kwargs["slug"], name=kwargs["name"])
+        return loyalty_services.create_club(
+            slug=kwargs["slug"], name=kwargs["name"], timezone_name=kwargs.get("timezone", "UTC")
+        )
 
 
 class MemberFactory(DjangoModelFactory[Member]):

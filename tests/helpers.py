@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management import call_command
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from groups.models import EventKind, MembersGroup, Membership, MembershipEvent
 from loyalty.models import Club
@@ -88,6 +89,27 @@ def manage_process(env: dict[str, str], *args: str) -> str:
         check=True,
     )
     return done.stdout
+
+
+def wait_for_replica(timeout: float = 30) -> None:
+    """Wait until the ``replica`` alias has replayed all the primary committed (at once when
+    the alias mirrors the primary itself, as outside the replica pass)."""
+    primary, replica = connections[DEFAULT_DB_ALIAS], connections["replica"]
+    if primary.vendor != "postgresql":
+        return
+    with primary.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
+        (position,) = cursor.fetchone()
+    deadline = time.monotonic() + timeout
+    while True:
+        with replica.cursor() as cursor:
+            cursor.execute(
+                "SELECT COALESCE(pg_last_wal_replay_lsn() >= %s::pg_lsn, true)", [position]
+            )
+            if cursor.fetchone()[0]:
+                return
+        assert time.monotonic() < deadline, f"the replica did not replay {position} in {timeout} s"
+        time.sleep(0.02)
 
 
 def free_port() -> int:

@@ -1,6 +1,7 @@
 """Reads of API lists and shows go to the replica; writes, and every read of a write
-request, go to the primary. The replica here is a second alias of the same database, so
-the routing is what is tested, not replication."""
+request, go to the primary. In the PostgreSQL and SQLite passes the replica is a second
+alias of the same database, so the routing is what is tested; ``make test``'s replica pass
+runs the same tests against a real streaming replica (see also tests/replica)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from loyalty.routers import REPLICA, ReplicaReadsMiddleware
 from members.models import Member
 from tests.api_fixtures import ClubClient
 from tests.factories import MemberFactory
+from tests.helpers import wait_for_replica
 
 PROJECT_TABLE = re.compile(r'^SELECT .* FROM "(loyalty|members|audiences|groups)_')
 pytestmark = pytest.mark.django_db(transaction=True, databases=[DEFAULT_DB_ALIAS, REPLICA])
@@ -29,8 +31,10 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=[DEFAULT_DB_ALIAS
 @pytest.fixture
 def replica(settings: Any) -> None:
     """The router, as DATABASE_REPLICA_URL sets it; ``replica`` is the test database's
-    mirror alias (tests/conftest.py)."""
+    mirror alias, or the real replica in the replica pass (tests/conftest.py), there caught up
+    with the writes of earlier tests."""
     settings.DATABASE_ROUTERS = ["loyalty.routers.ReplicaRouter"]
+    wait_for_replica()
 
 
 def queries_by_alias(send: Callable[[], Any]) -> tuple[Any, list[str], list[str]]:
@@ -47,6 +51,7 @@ def test_a_list_and_a_show_read_from_the_replica(
 ) -> None:
     api = make_client(club)
     member = MemberFactory(club=club)
+    wait_for_replica()
 
     for path in ("members_groups", f"members/{member.pk}", "members"):
         response, primary, on_replica = queries_by_alias(lambda p=path: api.get(p))
@@ -67,6 +72,7 @@ def test_a_write_request_reads_and_writes_on_the_primary_only(
     api = make_client(club)
     MemberFactory(club=club, email="ann@example.com")
     group = api.post("members_groups", {"name": "Red"}, format="json").json()
+    wait_for_replica()
 
     response, primary, on_replica = queries_by_alias(
         lambda: api.post(

@@ -331,14 +331,14 @@ def test_gunicorn_reads_port_and_concurrency_from_the_environment(
     assert config["max_requests"] > 0
 
 
-def test_the_procfile_runs_web_worker_clocks_and_release() -> None:
+def test_the_procfile_runs_web_worker_scheduler_and_release() -> None:
     processes = dict(
         line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line
     )
 
+    assert set(processes) == {"release", "web", "worker", "scheduler"}
     assert processes["web"] == "gunicorn loyalty.wsgi"
     assert processes["worker"] == "python manage.py db_worker"
-    assert processes["clock"] == "python manage.py send_webhooks --every 60"
-    assert processes["sweeper"] == "python manage.py resume_stalled_work --every 60"
+    assert processes["scheduler"] == "python manage.py run_scheduler"
     assert "migrate --noinput" in processes["release"]
     assert "check --deploy --fail-level WARNING" in processes["release"]

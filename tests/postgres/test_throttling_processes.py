@@ -1,5 +1,6 @@
-"""The rate limit across gunicorn worker processes: the production start, counted in the
-shared (database) cache, lets at most the limit through whatever worker serves."""
+"""Gunicorn's worker processes, as production starts them: the rate limit, counted in the
+shared (database) cache, lets at most the limit through whatever worker serves; the metrics,
+counted by each worker, are scraped whole from any of them."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from loyalty.models import ApiToken
 from loyalty.services import create_api_token
@@ -146,3 +148,40 @@ def test_parallel_requests_counted_in_the_database_cache_pass_at_most_the_limit(
     client_for: Callable[..., ClubClient],
 ) -> None:
     burst_of_one_token(DATABASE, settings, make_token, client_for)
+
+
+def test_a_scrape_of_any_worker_counts_the_requests_of_every_worker(
+    gunicorn: Any, tmp_path: Path
+) -> None:
+    base = gunicorn(METRICS_TOKEN="scrape", PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    barrier = threading.Barrier(REQUESTS)
+
+    def probe() -> None:
+        barrier.wait()
+        with urllib.request.urlopen(f"{base}/healthz", timeout=30) as response:
+            assert response.status == 200
+
+    threads = [threading.Thread(target=probe) for _ in range(REQUESTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    scrape = urllib.request.Request(f"{base}/metrics", headers={"Authorization": "Bearer scrape"})
+    counts = set()
+    for _ in range(2 * WORKERS):
+        with urllib.request.urlopen(scrape, timeout=30) as response:
+            families = text_string_to_metric_families(response.read().decode())
+        counts |= {
+            sample.value
+            for family in families
+            for sample in family.samples
+            if sample.name == "members_groups_http_requests_total"
+            and sample.labels["route"] == "healthz"
+        }
+
+    # The fixture's own probes before these, plus these: the same total from every worker.
+    assert len(counts) == 1
+    assert counts.pop() >= REQUESTS
+    # Served by several workers, each counting in its own file.
+    assert len({path.name.rsplit("_", 1)[1] for path in tmp_path.glob("counter_*.db")}) > 1

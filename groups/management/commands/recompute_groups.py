@@ -29,7 +29,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--relative-dates",
             action="store_true",
-            help="Only the groups whose rules count days from today (schedule it daily).",
+            help="Only the groups whose rules count days from today (the scheduler runs it "
+            "for each club just after its midnight).",
         )
 
     def handle(
@@ -41,15 +42,18 @@ class Command(BaseCommand):
         relative_dates: bool,
         **options: Any,
     ) -> None:
+        club_id = None
+        if club is not None:
+            club_id = Club.objects.filter(slug=club).values_list("pk", flat=True).first()
+            if club_id is None:
+                raise CommandError(f"No club with slug {club!r}.")
         if relative_dates:
-            refreshed = services.refresh_relative_date_groups()
+            refreshed = services.refresh_relative_date_groups(club_id=club_id)
             self.stdout.write(self.style.SUCCESS(f"Refreshed {len(refreshed)} groups."))
             return
         groups = MembersGroup.objects.select_related("club", "audience").order_by("club_id", "pk")
-        if club is not None:
-            if not Club.objects.filter(slug=club).exists():
-                raise CommandError(f"No club with slug {club!r}.")
-            groups = groups.filter(club__slug=club)
+        if club_id is not None:
+            groups = groups.filter(club_id=club_id)
         if group is not None:
             groups = groups.filter(pk=group)
             if not groups.exists():
