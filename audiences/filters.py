@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loyalty.filtering import IdsFilter, QueryFilter, QueryFilterSet, SearchFilter
+from loyalty.api.filters import IdsFilter, QueryFilter, QueryFilterSet, SearchFilter
 
 
 class AudienceFilterSet(QueryFilterSet):

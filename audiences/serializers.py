@@ -9,8 +9,8 @@ from rest_framework import serializers
 
 from audiences.conditions import as_condition_list
 from audiences.models import Audience
-from loyalty.fields import StrictCharField, StrictIntegerField, reject_unstorable_at
-from loyalty.pagination import MAX_ID
+from loyalty.api.fields import StrictCharField, StrictIntegerField, reject_unstorable_at
+from loyalty.api.pagination import MAX_ID
 
 CONDITIONS_SCHEMA = {
     "type": "array",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.apps import apps
 from django.db import transaction
 from django.db.models import Q
 
@@ -44,10 +43,12 @@ def check_group_references(club_id: int, node: Node, field: str) -> set[int]:
     ids = referenced_group_ids(node)
     if not ids:
         return ids
-    # Looked up by name: audiences sit below groups and never import them.
-    group_model = apps.get_model("groups", "MembersGroup")
+    # The club's groups through their audiences' reverse relation (a group and its audience
+    # are of one club): audiences sit below groups and never import them.
     unknown = ids - set(
-        group_model.objects.filter(club_id=club_id, pk__in=ids).values_list("id", flat=True)
+        Audience.objects.filter(club_id=club_id, groups__pk__in=ids)
+        .order_by()
+        .values_list("groups__pk", flat=True)
     )
     if unknown:
         raise InvalidParameters.field(field, "unknown_members_group", ids=sorted(unknown))

@@ -16,8 +16,9 @@ from audiences.serializers import (
     PreviewPayloadSerializer,
     PreviewSerializer,
 )
-from loyalty.filtering import QueryFilterBackend
-from loyalty.pagination import PAGE_QUERY, SORT_QUERY, SortOrder, paginated_by
+from loyalty.api.filters import QueryFilterBackend
+from loyalty.api.pagination import PAGE_QUERY, SORT_QUERY, SortOrder, paginated_by
+from loyalty.api.views import ClubScopedViewSet
 from loyalty.permits import (
     AUDIENCES_CREATE,
     AUDIENCES_DESTROY,
@@ -26,7 +27,6 @@ from loyalty.permits import (
     AUDIENCES_SHOW,
     AUDIENCES_UPDATE,
 )
-from loyalty.views import ClubScopedViewSet
 
 
 @extend_schema_view(

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from audiences.catalogue import grammar
 
-# The builder's endpoints, served by the groups admin (groups.rule_builder): the group
+# The builder's endpoints, served by the groups admin (groups.admin.rule_builder): the group
 # picker leaves out the groups that would make a cycle, which only that layer knows.
 CATALOGUE_URL = "admin:groups_membersgroup_rule_catalogue"
 PREVIEW_URL = "admin:groups_membersgroup_preview"

@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m bench [--members N]`` (PostgreSQL, see README)."""
+"""Run the benchmarks: ``python -m bench [--members N]`` (PostgreSQL, see bench/README.md)."""
 
 from __future__ import annotations
 

@@ -21,8 +21,10 @@ from django.core.management import call_command
 from django.db import transaction
 
 from bench.harness import median_seconds, report
-from groups import services, webhooks
-from groups.models import MembersGroup, WebhookDelivery, WebhookEndpoint
+from groups import services
+from groups.models import MembersGroup
+from groups.webhooks.models import WebhookDelivery, WebhookEndpoint
+from groups.webhooks.sending import body_of
 from loyalty.models import Club
 from loyalty.services import create_club
 from members.models import Member
@@ -106,7 +108,7 @@ def main() -> None:
     assert sent == len(deliveries), (sent, len(deliveries))
 
     # The floor: the same bodies, already built, posted on one kept-alive connection.
-    bodies = [webhooks.body_of(d)[0] for d in deliveries]
+    bodies = [body_of(d)[0] for d in deliveries]
     connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1])
     started = time.perf_counter()
     for body in bodies:

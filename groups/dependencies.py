@@ -69,6 +69,11 @@ def dependants_in_order(
     return list(order.static_order())
 
 
+def users_of(graph: Mapping[int, Collection[int]], group_id: int) -> set[int]:
+    """The groups whose own rule references ``group_id`` (not through other groups)."""
+    return {g for g, needs in graph.items() if group_id in needs and g != group_id}
+
+
 def levels(graph: Mapping[int, Collection[int]]) -> list[list[int]]:
     """The groups in batches: each batch depends only on groups of earlier batches."""
     sorter = TopologicalSorter({g: set(needs) & set(graph) for g, needs in graph.items()})

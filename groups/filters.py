@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from groups.models import EventKind, Source
-from loyalty.filtering import (
+from loyalty.api.filters import (
     ChoiceFilter,
     FlagFilter,
     IdsFilter,

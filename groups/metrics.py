@@ -1,4 +1,5 @@
-"""Gauges of members groups read at each scrape: recomputations and webhooks waiting."""
+"""Gauges of members groups read at each scrape: recomputations waiting (the webhooks'
+backlog is ``groups.webhooks.metrics``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 from django.db.models import Count, Min
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from groups.models import DeliveryStatus, MembersGroup, WebhookDelivery
+from groups.models import MembersGroup
 from loyalty.metrics import PREFIX, gauges, seconds_since
 
 
@@ -27,34 +28,4 @@ def recomputations(now: datetime) -> Iterator[Metric]:
         f"{PREFIX}groups_pending_recomputation_oldest_seconds",
         "Seconds since the longest-pending recomputation was requested (0: none pending).",
         value=seconds_since(pending["since"], now),
-    )
-
-
-@gauges
-def webhook_deliveries(now: datetime) -> Iterator[Metric]:
-    """Webhook deliveries not yet delivered: pending (to send or retry) and failed."""
-    deliveries = GaugeMetricFamily(
-        f"{PREFIX}webhook_deliveries",
-        "Webhook deliveries pending (first send or retry) and failed (retries exhausted).",
-        labels=["status"],
-    )
-    counts = dict(
-        WebhookDelivery.objects.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED])
-        .order_by()
-        .values_list("status")
-        .annotate(Count("pk"))
-    )
-    for status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
-        deliveries.add_metric([status.value], counts.get(status, 0))
-    yield deliveries
-    oldest_due = (
-        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("next_attempt_at", flat=True)
-        .first()
-    )
-    yield GaugeMetricFamily(
-        f"{PREFIX}webhook_oldest_due_seconds",
-        "Seconds the longest-overdue pending delivery has been due (0: none is due).",
-        value=seconds_since(oldest_due, now),
     )

@@ -1,4 +1,5 @@
-"""Periodic jobs of members groups: webhooks, stalled work, relative dates, old history."""
+"""Periodic jobs of members groups: stalled work, relative dates, old history (the webhooks'
+jobs are ``groups.webhooks.schedules``)."""
 
 from __future__ import annotations
 
@@ -10,31 +11,12 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils import timezone
 
-from groups import services, tasks, webhooks
+from groups import ledger, services, tasks
 from loyalty.models import Club
 from loyalty.schedule import claim, periodic
 from members import import_services
 
 logger = logging.getLogger(__name__)
-
-
-@periodic("send-webhooks", every=timedelta(minutes=1), by_hand="python manage.py send_webhooks")
-def send_webhooks() -> str:
-    """Make one attempt at every webhook delivery that is due and that no task holds (the
-    worker sends and retries by itself; this covers the ImmediateBackend and lost tasks)."""
-    return webhooks.outcome_line(webhooks.send_due_deliveries())
-
-
-@periodic(
-    "prune-webhook-deliveries",
-    every=timedelta(hours=1),
-    offset=timedelta(minutes=5),
-    by_hand="python manage.py send_webhooks",
-)
-def prune_webhook_deliveries() -> str:
-    """Delete the delivered and failed webhook deliveries older than
-    WEBHOOKS_DELIVERIES_RETENTION_DAYS."""
-    return f"pruned {webhooks.prune_old_deliveries():,} finished deliveries"
 
 
 @periodic(
@@ -91,5 +73,5 @@ def prune_membership_events() -> str:
     if days <= 0:
         return "kept: MEMBERSHIP_EVENTS_RETENTION_DAYS is 0 (forever)"
     before = timezone.now() - timedelta(days=days)
-    deleted = sum(services.prune_events(club=club, before=before) for club in Club.objects.all())
+    deleted = sum(ledger.prune_events(club=club, before=before) for club in Club.objects.all())
     return f"deleted {deleted:,} membership events older than {days} days"

@@ -10,14 +10,14 @@ from rest_framework import serializers
 
 from audiences.serializers import ConditionsField, ConditionsPayloadField
 from groups.models import MembersGroup, MembershipEvent
-from loyalty.fields import (
+from loyalty.api.fields import (
     UNSTORABLE,
     StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
     unstorable,
 )
-from loyalty.pagination import MAX_ID
+from loyalty.api.pagination import MAX_ID
 from members.selectors import IDENTIFIER_TYPES
 
 

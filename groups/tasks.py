@@ -6,7 +6,7 @@ from functools import partial
 
 from django_tasks import task
 
-from groups import services, webhooks
+from groups import services
 from loyalty.db import in_retried_transaction
 
 
@@ -19,8 +19,3 @@ def recompute_group_task(group_id: int, version: int) -> None:
 @task()
 def refresh_relative_date_groups_task(club_id: int) -> None:
     services.refresh_relative_date_groups(club_id=club_id)
-
-
-@task()
-def send_webhook_delivery_task(delivery_id: int) -> None:
-    webhooks.send_delivery(delivery_id=delivery_id)

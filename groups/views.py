@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -37,10 +36,8 @@ from groups.serializers import (
     MembersGroupSerializer,
     MembershipEventSerializer,
 )
-from loyalty.errors import InvalidParameters
-from loyalty.filtering import QueryFilterBackend
-from loyalty.pagination import (
-    DIRECTIONS,
+from loyalty.api.filters import QueryFilterBackend
+from loyalty.api.pagination import (
     PAGE_QUERY,
     SORT_QUERY,
     PageRequest,
@@ -50,8 +47,12 @@ from loyalty.pagination import (
     paginated_by,
     pagination_info,
     parsed_param,
+    sort_by_parameters,
     sort_keys,
 )
+from loyalty.api.query import Parameter, boolean, choice, day, moment
+from loyalty.api.views import API_SOURCE, ClubScopedViewSet
+from loyalty.errors import InvalidParameters
 from loyalty.permits import (
     GROUPS_ADD_MEMBERS,
     GROUPS_CREATE,
@@ -63,8 +64,6 @@ from loyalty.permits import (
     GROUPS_UPDATE,
     MEMBERS_SHOW,
 )
-from loyalty.query import Parameter, boolean, choice, day, moment
-from loyalty.views import API_SOURCE, ClubScopedViewSet
 from members.filters import MemberFilterSet
 from members.models import Member
 from members.serializers import MemberSerializer
@@ -81,24 +80,6 @@ CSV_EXAMPLE = (
     '17,ann@example.com,4740769126,2025-03-01T09:30:00Z,"{""tier"": ""gold""}"\n'
     "18,,4790000000,2025-03-02T10:00:00Z,{}\n"
 )
-
-
-def sort_by_parameters(fields: Sequence[str], description: str) -> list[OpenApiParameter]:
-    """The schema of ``sort_by[]``/``sort_directions[]`` for a list sorted by these fields."""
-    return [
-        OpenApiParameter(
-            "sort_by[]",
-            {"type": "array", "items": {"type": "string", "enum": list(fields)}},
-            explode=True,
-            description=description,
-        ),
-        OpenApiParameter(
-            "sort_directions[]",
-            {"type": "array", "items": {"type": "string", "enum": list(DIRECTIONS)}},
-            explode=True,
-            description="asc (default) or desc, by position.",
-        ),
-    ]
 
 
 GROUP_MEMBERS_PARAMETERS = [

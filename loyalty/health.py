@@ -18,15 +18,15 @@ from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
-from loyalty import routers
-from loyalty.exceptions import (
+from loyalty import db_routing
+from loyalty.api.error_responses import (
     DATABASE_UNAVAILABLE,
     RETRY_AFTER_SECONDS,
     database_fault,
     error_body,
     service_unavailable,
 )
-from loyalty.renderers import json_response
+from loyalty.api.renderers import json_response
 
 OK = "ok"
 
@@ -96,9 +96,9 @@ def readyz(request: HttpRequest) -> HttpResponse:
         except Exception as exc:
             checks[name] = f"unavailable ({type(exc).__name__})"
             failing.append(name)
-    if routers.replica_configured():
+    if db_routing.replica_configured():
         checks["replica"] = (
-            OK if routers.replica_serves("") else "unavailable (reads go to the primary)"
+            OK if db_routing.replica_serves("") else "unavailable (reads go to the primary)"
         )
     if failing:
         response = json_response(

@@ -38,8 +38,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from loyalty.exceptions import error_body
-from loyalty.renderers import json_response
+from loyalty.api.error_responses import error_body
+from loyalty.api.renderers import json_response
 
 PREFIX = "members_groups_"
 # A request no URL pattern matched (a 404, a static file WhiteNoise served).

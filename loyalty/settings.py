@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "members",
     "audiences",
     "groups",
+    "groups.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -64,7 +65,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Lets an API GET read from the read replica, when one is configured.
-    "loyalty.routers.ReplicaReadsMiddleware",
+    "loyalty.db_routing.ReplicaReadsMiddleware",
 ]
 
 ROOT_URLCONF = "loyalty.urls"
@@ -117,12 +118,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 # An optional read replica (a streaming copy of the primary): the reads of API lists and
 # shows go there, writes and every other read to the primary; a replica that does not
-# answer, or has not replayed a club's last write, is passed by (loyalty.routers).
+# answer, or has not replayed a club's last write, is passed by (loyalty.db_routing).
 if env.str("DATABASE_REPLICA_URL", default=""):
     DATABASES["replica"] = {**DATABASES["default"], **env.db("DATABASE_REPLICA_URL")}
     # A kept connection to a replica that restarted is found broken before it is used.
     DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
-    DATABASE_ROUTERS = ["loyalty.routers.ReplicaRouter"]
+    DATABASE_ROUTERS = ["loyalty.db_routing.ReplicaRouter"]
 
 # Behind a pooler in transaction mode (PgBouncer's pool_mode = transaction) each transaction
 # may run on another server session, so nothing may rest on session state: no server-side
@@ -282,18 +283,18 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
     CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 100_000)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "loyalty.authentication.ClubTokenAuthentication",
-        "loyalty.authentication.StaffSessionAuthentication",
+        "loyalty.api.authentication.ClubTokenAuthentication",
+        "loyalty.api.authentication.StaffSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["loyalty.permissions.HasClubPermit"],
-    "DEFAULT_THROTTLE_CLASSES": ["loyalty.throttling.TokenRateThrottle"],
-    # JSON only; the API viewsets add the size and JSON-object checks (loyalty.views).
+    "DEFAULT_PERMISSION_CLASSES": ["loyalty.api.permissions.HasClubPermit"],
+    "DEFAULT_THROTTLE_CLASSES": ["loyalty.api.throttling.TokenRateThrottle"],
+    # JSON only; the API viewsets add the size and JSON-object checks (loyalty.api.views).
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    # JSON only, whatever Accept or ?format= say (loyalty.renderers).
-    "DEFAULT_RENDERER_CLASSES": ["loyalty.renderers.ApiJSONRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "loyalty.renderers.JSONOnly",
+    # JSON only, whatever Accept or ?format= say (loyalty.api.renderers).
+    "DEFAULT_RENDERER_CLASSES": ["loyalty.api.renderers.ApiJSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "loyalty.api.renderers.JSONOnly",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "loyalty.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "loyalty.api.error_responses.api_exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {

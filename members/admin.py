@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.apps import apps
 from django.contrib import admin
-from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
-from django.db import models, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db import transaction
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
-from django.template.defaultfilters import pluralize
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.functional import cached_property
-from django.utils.html import format_html, format_html_join
 
 from loyalty.admin import (
     ADMIN_SOURCE,
@@ -31,13 +24,12 @@ from loyalty.admin import (
     adopt,
     managed_clubs,
 )
+from loyalty.api.pagination import MAX_ID
 from loyalty.db import InArray
 from loyalty.errors import InvalidParameters
-from loyalty.pagination import MAX_ID
-from members import services
+from members import selectors, services
 from members.models import Member, MemberImport
-from members.normalize import NORMALIZERS, InvalidIdentifier, stored_consents
-from members.selectors import ALL_MEMBERS_KEY
+from members.normalize import stored_consents
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldGroups
@@ -81,16 +73,6 @@ def _object(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise forms.ValidationError('Enter a JSON object, like {"first_name": "Ola"}.')
     return value
-
-
-def _groups_model(name: str) -> type[models.Model]:
-    # Looked up by name: members sit below groups (the app layering) and never import it.
-    # Callers query its _default_manager, its ``objects``, which any model type has.
-    return apps.get_model("groups", name)
-
-
-def _group_url(group_id: int) -> str:
-    return reverse("admin:groups_membersgroup_change", args=[group_id])
 
 
 # Beyond this many rows a filtered members list is not counted exactly.
@@ -142,78 +124,6 @@ class MemberPaginator(MemberPaginatorBase):
         counted = self.object_list[: COUNT_CAP + 1].count()
         self.capped = counted > COUNT_CAP
         return min(counted, COUNT_CAP)
-
-
-class GroupFilter(admin.SimpleListFilter):
-    """Filter by members group: the groups of the chosen club, else of every managed club."""
-
-    title = "members group"
-    parameter_name = "group"
-
-    # Ids as text: see ClubFilter.lookups.
-    def lookups(
-        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
-    ) -> list[tuple[str, str]]:
-        groups = _groups_model("MembersGroup")._default_manager.filter(
-            club__in=managed_clubs(request)
-        )
-        club_id = admin_id(request.GET.get(ClubFilter.parameter_name))
-        if club_id is not None:
-            groups = groups.filter(club_id=club_id)
-        rows = groups.order_by("club__name", "name", "pk").values_list("pk", "name", "club__name")
-        clubs = {club_name for _pk, _name, club_name in rows}
-        if len(clubs) > 1:
-            return [
-                (str(pk), f"{name or f'group {pk}'} ({club_name})") for pk, name, club_name in rows
-            ]
-        return [(str(pk), name or f"group {pk}") for pk, name, _club_name in rows]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Member]) -> QuerySet[Member]:
-        value = self.value()
-        if value is None:
-            return queryset
-        group_id = admin_id(value)
-        if group_id is None:
-            return queryset.none()
-        club_id = (
-            _groups_model("MembersGroup")
-            ._default_manager.filter(pk=group_id, club__in=managed_clubs(request))
-            .values_list("club_id", flat=True)
-            .first()
-        )
-        if club_id is None:
-            return queryset.none()
-        # A semi-join on the membership index (club, group, member), no ids in Python. The
-        # club as a constant, not the member's: the planner then seeks the group's rows
-        # instead of walking every club's memberships.
-        memberships = _groups_model("Membership")._default_manager.filter(
-            club_id=club_id, group_id=group_id, member_id=OuterRef("pk")
-        )
-        return queryset.filter(Exists(memberships))
-
-
-class MemberChangeList(ChangeList):
-    """The members list, with each shown member's groups fetched in one query per page."""
-
-    def get_results(self, request: HttpRequest) -> None:
-        super().get_results(request)
-        members = list(self.result_list)
-        # Both columns of the index (club, member), so only this page's rows are read.
-        rows = (
-            _groups_model("Membership")
-            ._default_manager.filter(
-                club_id__in={member.club_id for member in members},
-                member_id__in=[member.pk for member in members],
-            )
-            .order_by("group__name", "group_id")
-            .values_list("member_id", "group_id", "group__name")
-        )
-        groups: dict[int, list[tuple[int, str]]] = {member.pk: [] for member in members}
-        for member_id, group_id, name in rows:
-            groups[member_id].append((group_id, name or f"group {group_id}"))
-        for member in members:
-            member.page_groups = groups[member.pk]
-        self.result_list = members
 
 
 class MemberForm(ServiceModelForm):
@@ -293,11 +203,10 @@ class MemberAdmin(ClubScopedAdmin):
         "sms_status",
         "email_status",
         "push_status",
-        "groups",
         "created_at",
     ]
     list_display_links = ["id", "email"]
-    list_filter = [MemberClubFilter, GroupFilter, "sms_status", "email_status", "push_status"]
+    list_filter = [MemberClubFilter, "sms_status", "email_status", "push_status"]
     search_fields = ["=email", "=msisdn", "=id"]
     search_help_text = "An exact email, MSISDN (any format, e.g. +47 407 69 126) or member id."
     # The club is shown on every row: one join instead of a query per row.
@@ -309,7 +218,7 @@ class MemberAdmin(ClubScopedAdmin):
     # The order of the index (club, id); sorting a club by another column sorts every row.
     ordering = ["club_id", "id"]
     sortable_by = []
-    readonly_fields = ["member_groups", "created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at"]
 
     def get_fields(self, request: HttpRequest, obj: Member | None = None) -> _FieldGroups:
         return [*EDITABLE_FIELDS] if obj is None else [*EDITABLE_FIELDS, *self.readonly_fields]
@@ -322,9 +231,6 @@ class MemberAdmin(ClubScopedAdmin):
             return queryset
         return queryset.filter(in_clubs(list(managed_clubs(request).values_list("pk", flat=True))))
 
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return MemberChangeList
-
     def get_paginator(
         self,
         request: HttpRequest,
@@ -336,61 +242,9 @@ class MemberAdmin(ClubScopedAdmin):
         return MemberPaginator(queryset, per_page, known=self.known_count(request))
 
     def known_count(self, request: HttpRequest) -> int | None:
-        """The list's exact length from stored counts, when only club or group narrow it.
-
-        A club's members are its "All members" group; a group's are its members_count.
-        """
-        narrowing = set(request.GET) - LIST_PARAMETERS
-        if not narrowing <= {MemberClubFilter.parameter_name, GroupFilter.parameter_name}:
-            return None
-        groups = _groups_model("MembersGroup")._default_manager.filter(
-            club__in=managed_clubs(request)
-        )
-        for name, lookup in [
-            (MemberClubFilter.parameter_name, "club_id"),
-            (GroupFilter.parameter_name, "pk"),
-        ]:
-            if name in request.GET:
-                value = admin_id(request.GET[name])
-                if value is None:
-                    return 0
-                groups = groups.filter(**{lookup: value})
-        if GroupFilter.parameter_name not in narrowing:
-            groups = groups.filter(system_key=ALL_MEMBERS_KEY)
-        total: int = sum(groups.values_list("members_count", flat=True))
-        return total
-
-    @admin.display(description="groups")
-    def groups(self, member: Member) -> str:
-        """The member's groups, as fetched for the whole page by MemberChangeList."""
-        return format_html_join(
-            ", ",
-            '<a href="{}">{}</a>',
-            ((_group_url(group_id), name) for group_id, name in member.page_groups),
-        )
-
-    @admin.display(description="groups")
-    def member_groups(self, member: Member) -> str:
-        """Every group of the member with when it joined, in one query on (club, member)."""
-        memberships = (
-            _groups_model("Membership")
-            ._default_manager.filter(club_id=member.club_id, member_id=member.pk)
-            .order_by("group__name", "group_id")
-            .values_list("group_id", "group__name", "joined_at")
-        )
-        items = format_html_join(
-            "",
-            '<li><a href="{}">{}</a>, joined {}</li>',
-            (
-                (
-                    _group_url(group_id),
-                    name or f"group {group_id}",
-                    date_format(timezone.localtime(joined_at), "DATETIME_FORMAT"),
-                )
-                for group_id, name, joined_at in memberships
-            ),
-        )
-        return format_html('<ul class="member-groups">{}</ul>', items) if items else "None"
+        """The list's exact length when stored counts know it, else None (counted up to
+        ``COUNT_CAP``). The groups app knows a club's and a group's (groups.admin.members)."""
+        return None
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Member], search_term: str
@@ -403,13 +257,7 @@ class MemberAdmin(ClubScopedAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        matches = Q(pk__in=[])
-        for field, normalize in NORMALIZERS.items():
-            try:
-                matches |= Q(**{field: normalize(term)})
-            except InvalidIdentifier:
-                continue
-        return queryset.filter(matches), False
+        return queryset.filter(selectors.identified_by(term)), False
 
     def _fields(self, form: forms.ModelForm[Member]) -> dict[str, Any]:
         return {
@@ -433,43 +281,6 @@ class MemberAdmin(ClubScopedAdmin):
             **self._fields(form),
         )
         adopt(obj, member)
-
-    def get_deleted_objects(
-        self, objs: Sequence[Member] | QuerySet[Member], request: HttpRequest
-    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
-        """List the members with how many groups each leaves, counted in one query.
-
-        Django's default would load and list every membership row of every member. No
-        permission beyond the one the views check first is needed: the service removes the
-        memberships.
-        """
-        members = list(objs)
-        groups = dict(
-            _groups_model("Membership")
-            ._default_manager.filter(
-                club_id__in={member.club_id for member in members},
-                member_id__in=[member.pk for member in members],
-            )
-            .values("member_id")
-            .annotate(groups=Count("*"))
-            .values_list("member_id", "groups")
-        )
-        deleted = [
-            format_html(
-                '{}: <a href="{}">{}</a>, who leaves {} group{}',
-                str(self.opts.verbose_name).capitalize(),
-                reverse("admin:members_member_change", args=[member.pk]),
-                member,
-                groups.get(member.pk, 0),
-                pluralize(groups.get(member.pk, 0)),
-            )
-            for member in members
-        ]
-        counts = {
-            str(self.opts.verbose_name_plural): len(members),
-            "memberships": sum(groups.values()),
-        }
-        return deleted, counts, set(), []
 
     def delete_model(self, request: HttpRequest, obj: Member) -> None:
         services.delete_member(member=obj, source=ADMIN_SOURCE, actor=actor(request))

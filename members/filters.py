@@ -9,8 +9,8 @@ from django.db.models import Model, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
-from loyalty.filtering import IdsFilter, KeyedFilter, QueryFilter, QueryFilterSet, SearchFilter
-from loyalty.query import BadValue
+from loyalty.api.filters import IdsFilter, KeyedFilter, QueryFilter, QueryFilterSet, SearchFilter
+from loyalty.api.query import BadValue
 from members import selectors
 from members.normalize import InvalidIdentifier, normalize_email, normalize_msisdn
 

@@ -10,14 +10,14 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from loyalty.fields import (
+from loyalty.api.fields import (
     UNSTORABLE,
     StrictCharField,
     StrictIntegerField,
     scalars,
     unstorable,
 )
-from loyalty.pagination import MAX_ID
+from loyalty.api.pagination import MAX_ID
 from members.models import (
     ImportOperation,
     MemberIdentifierType,

@@ -17,9 +17,9 @@ from django.db.models import DateTimeField, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from loyalty.api.fields import unstorable
 from loyalty.db import in_retried_transaction
 from loyalty.errors import InvalidParameters
-from loyalty.fields import unstorable
 from loyalty.models import Club
 from members.imports import Reject, import_members
 from members.imports import database as import_database

@@ -9,8 +9,8 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from loyalty.api.views import ClubScopedViewSet
 from loyalty.permits import MEMBERS_IMPORTS_CREATE, MEMBERS_IMPORTS_SHOW
-from loyalty.views import ClubScopedViewSet
 from members import import_services
 from members.import_serializers import (
     IMPORT_ID_PATTERN,

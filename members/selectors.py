@@ -6,13 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.apps import apps
 from django.db import connection
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 
 from loyalty.db import array_param, in_array
 from loyalty.models import Club
-from members.models import Member
+from members.models import Member, membership_model
 from members.normalize import NORMALIZERS, InvalidIdentifier
 
 IDENTIFIER_TYPES = tuple(NORMALIZERS)
@@ -59,12 +58,22 @@ def resolve_identifiers(
     )
 
 
+def identified_by(term: str) -> Q:
+    """Members whose email, msisdn or id is ``term``, read as each kind of identifier it
+    can be (normalised): exact lookups on the club-first unique indexes."""
+    matches = Q(pk__in=[])
+    for field, normalize in NORMALIZERS.items():
+        try:
+            matches |= Q(**{field: normalize(term)})
+        except InvalidIdentifier:
+            continue
+    return matches
+
+
 def in_any_group(group_ids: Iterable[int]) -> Exists:
     """True for members in any of ``group_ids``, on the membership index ``(club, member)``."""
-    # Looked up by name: members must not import the groups app, which depends on it.
-    membership = apps.get_model("groups", "Membership")
     return Exists(
-        membership.objects.filter(
+        membership_model()._default_manager.filter(
             club_id=OuterRef("club_id"), member_id=OuterRef("pk"), group_id__in=list(group_ids)
         )
     )
@@ -76,9 +85,9 @@ ALL_MEMBERS_KEY = "all_members"
 
 def stored_members_count(club: Club) -> int:
     """How many members the club has, from its "All members" group's exact stored count
-    (``count(*)`` over a club of a million members takes a second)."""
-    group = apps.get_model("groups", "MembersGroup")
-    counts = group.objects.filter(club=club, system_key=ALL_MEMBERS_KEY).values_list(
-        "members_count", flat=True
+    (``count(*)`` over a club of a million members takes a second), reached through the
+    club's reverse relation to its groups: members never import the groups app."""
+    counts = Club.objects.filter(pk=club.pk, membersgroup__system_key=ALL_MEMBERS_KEY).values_list(
+        "membersgroup__members_count", flat=True
     )
     return next(iter(counts), 0)

@@ -7,12 +7,12 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
-from loyalty.fields import (
+from loyalty.api.fields import (
     StrictCharField,
     StrictIntegerField,
     reject_unstorable,
 )
-from loyalty.pagination import MAX_ID
+from loyalty.api.pagination import MAX_ID
 from members.models import ChannelStatus, Member
 from members.normalize import stored_consents
 

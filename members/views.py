@@ -6,8 +6,9 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from loyalty.filtering import QueryFilterBackend
-from loyalty.pagination import PAGE_QUERY, SORT_QUERY, SortOrder, paginated_by
+from loyalty.api.filters import QueryFilterBackend
+from loyalty.api.pagination import PAGE_QUERY, SORT_QUERY, SortOrder, paginated_by
+from loyalty.api.views import API_SOURCE, ClubScopedViewSet
 from loyalty.permits import (
     MEMBERS_CREATE,
     MEMBERS_DESTROY,
@@ -15,7 +16,6 @@ from loyalty.permits import (
     MEMBERS_SHOW,
     MEMBERS_UPDATE,
 )
-from loyalty.views import API_SOURCE, ClubScopedViewSet
 from members import selectors, services
 from members.filters import MemberFilterSet
 from members.models import Member

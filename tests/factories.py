@@ -8,7 +8,8 @@ import factory
 from factory.django import DjangoModelFactory
 
 from groups import services as group_services
-from groups.models import MembersGroup, WebhookEndpoint
+from groups.models import MembersGroup
+from groups.webhooks.models import WebhookEndpoint
 from loyalty import services as loyalty_services
 from loyalty.models import Club
 from members import services as member_services

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-# Refuse trees that could make a query too large to plan (documented in the README).
+# Refuse trees that could make a query too large to plan (documented in docs/conditions.md).
 MAX_DEPTH = 8
 MAX_NODES = 200
 MAX_VALUES = 1000

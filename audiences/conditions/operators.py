@@ -20,7 +20,6 @@ from operator import and_
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from django.apps import apps
 from django.db.models import (
     BooleanField,
     Count,
@@ -46,6 +45,7 @@ from django.db.models.lookups import (
 
 from audiences.conditions.grammar import BUILT_IN_FIELDS, KEY, Leaf, msisdn_fragment
 from loyalty import casefold
+from members.models import membership_model
 from members.normalize import InvalidIdentifier, normalize_msisdn
 
 if TYPE_CHECKING:
@@ -348,9 +348,8 @@ BOOLEAN: dict[str, Callable[[Leaf, Context], Condition]] = {
 
 
 def _memberships(ctx: Context) -> Any:
-    # Looked up by name: the engine reads memberships but must not import the groups app.
-    membership = apps.get_model("groups", "Membership")
-    return membership.objects.filter(club_id=ctx.club_id, member_id=OuterRef("pk"))
+    # Through the member's reverse relation: the engine never imports the groups app.
+    return membership_model()._default_manager.filter(club_id=ctx.club_id, member_id=OuterRef("pk"))
 
 
 def _array_any(leaf: Leaf, ctx: Context) -> Condition:

@@ -1,4 +1,4 @@
-"""What the import commands look up before they read a file, refused with one wording."""
+"""What the group commands look up before they read or write, refused with one wording."""
 
 from __future__ import annotations
 
@@ -8,18 +8,17 @@ from groups.models import MembersGroup
 from loyalty.models import Club
 
 
-def club_by_slug(slug: str) -> Club:
-    club = Club.objects.filter(slug=slug).first()
-    if club is None:
-        raise CommandError(f"No club with the slug {slug!r}.")
-    return club
+def group_of_club(club: Club, group_id: int) -> MembersGroup:
+    """The club's group ``group_id``."""
+    group = MembersGroup.objects.filter(club=club, pk=group_id).first()
+    if group is None:
+        raise CommandError(f"No group {group_id} in the club {club.slug}.")
+    return group
 
 
 def manual_group(club: Club, group_id: int) -> MembersGroup:
     """The club's group ``group_id``, refused unless it is manual (members by hand)."""
-    group = MembersGroup.objects.filter(club=club, pk=group_id).first()
-    if group is None:
-        raise CommandError(f"No group {group_id} in the club {club.slug}.")
+    group = group_of_club(club, group_id)
     if not group.is_manual:
         kind = "a system" if group.system else "an automatic"
         raise CommandError(

@@ -1,4 +1,6 @@
-"""Reading import files: CSV (any header, typed columns) or JSON lines, one row at a time."""
+"""Reading import files, one row at a time: members from CSV (any header, typed columns) or
+JSON lines (``read_rows``), and identifiers, one per line or a CSV column
+(``read_identifiers``, for a group's members)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -207,6 +210,23 @@ def _layout(titles: Sequence[str]) -> Layout:
     )
 
 
+def _skip_bom(file: BinaryIO) -> int:
+    """Read past a UTF-8 byte order mark if the file starts with one; return its length."""
+    if file.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
+        return len(codecs.BOM_UTF8)
+    file.seek(0)
+    return 0
+
+
+def delimiter_of(header: str) -> str:
+    """The delimiter of a CSV file: the one of comma, semicolon and tab its header has most."""
+    return max(DELIMITERS, key=header.count)
+
+
+def _csv_error(exc: csv.Error) -> str:
+    return f"not valid CSV: {exc}"
+
+
 class RowReader(Iterator[Item]):
     """The rows of a CSV or JSON-lines file, read lazily, one line at a time.
 
@@ -233,10 +253,7 @@ class RowReader(Iterator[Item]):
 
     def _read(self) -> Iterator[Item]:
         with self.path.open("rb") as file:
-            if file.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
-                self.bytes_read = len(codecs.BOM_UTF8)
-            else:
-                file.seek(0)
+            self.bytes_read = _skip_bom(file)
             lines = self._lines(file)
             skipped = 0
             for first in lines:
@@ -274,8 +291,7 @@ class RowReader(Iterator[Item]):
             yield number, row
 
     def _csv(self, lines: Iterable[str], skipped: int, header: str) -> Iterator[Item]:
-        delimiter = max(DELIMITERS, key=header.count)
-        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        reader = csv.reader(lines, delimiter=delimiter_of(header), strict=True)
         layout, header_error = Layout(0, (), (), (), ()), ""
         try:
             layout = _layout(next(reader))
@@ -292,7 +308,7 @@ class RowReader(Iterator[Item]):
             except StopIteration:
                 return
             except csv.Error as exc:
-                cells, error = [], f"not valid CSV: {exc}"
+                cells, error = [], _csv_error(exc)
             number = skipped + previous + 1
             previous = reader.line_num
             text = "".join(self._record).rstrip("\r\n")
@@ -365,3 +381,105 @@ def read_rows(path: Path) -> RowReader:
     or .json; CSV otherwise. The file is read lazily and never held whole.
     """
     return RowReader(path)
+
+
+# Identifiers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identifier:
+    """An identifier as written on a line of a file, trimmed."""
+
+    line: int
+    value: str
+
+
+class NotUtf8(ValueError):
+    """A file that is not UTF-8; ``line`` is the first line that is not."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(f"not UTF-8 (line {line})")
+        self.line = line
+
+
+SCAN_CHUNK = 1 << 20
+
+
+def count_lines(path: Path) -> int:
+    """Count the file's lines, checking that it is UTF-8 (else raise ``NotUtf8``)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines, last = 0, b"\n"
+    with path.open("rb") as file:
+        try:
+            for chunk in iter(partial(file.read, SCAN_CHUNK), b""):
+                decoder.decode(chunk)
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            file.seek(0)
+            raise NotUtf8(next(n for n, line in enumerate(file, 1) if not _utf8(line))) from None
+    return lines + (last != b"\n")
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _column_index(header: str, column: str) -> int:
+    """The index of ``column`` in a CSV header line: the exact name, else the one name that
+    differs only in case (as member columns are read); raise ``ValueError``."""
+    try:
+        cells = next(csv.reader([header], delimiter=delimiter_of(header)), [])
+    except csv.Error as exc:
+        raise ValueError(f"The header row is not valid CSV: {exc}") from None
+    names = [name.strip() for name in cells]
+    wanted = column.strip()
+    named = [i for i, name in enumerate(names) if name == wanted] or [
+        i for i, name in enumerate(names) if name.casefold() == wanted.casefold()
+    ]
+    if len(named) != 1:
+        problem = "No column" if not named else "More than one column named"
+        raise ValueError(f"{problem} {column!r} in the header row ({', '.join(map(repr, names))})")
+    return named[0]
+
+
+def read_identifiers(path: Path, column: str | None = None) -> Iterator[Identifier | Reject]:
+    """The identifiers of a UTF-8 file (with or without BOM), read lazily: one per line, or
+    the cells of ``column`` of a CSV file whose first line names its columns. Blank lines and
+    empty cells are skipped; a record the CSV reader refuses is a ``Reject`` of its line, and
+    reading goes on. The header is read at once: a ``ValueError`` says what is wrong with it.
+    """
+    if column is None:
+        return _plain_identifiers(path)
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        header = file.readline()
+    return _column_identifiers(path, _column_index(header, column), delimiter_of(header))
+
+
+def _plain_identifiers(path: Path) -> Iterator[Identifier | Reject]:
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        for number, line in enumerate(file, 1):
+            if value := line.strip():
+                yield Identifier(number, value)
+
+
+def _column_identifiers(path: Path, index: int, delimiter: str) -> Iterator[Identifier | Reject]:
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        file.readline()
+        reader = csv.reader(file, delimiter=delimiter)
+        # Line numbers are the reader's + 1: the header line was read before it.
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield Reject(reader.line_num + 1, "", _csv_error(exc))
+                continue
+            if value := (row[index].strip() if index < len(row) else ""):
+                yield Identifier(reader.line_num + 1, value)

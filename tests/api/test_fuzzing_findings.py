@@ -149,3 +149,16 @@ def test_an_offset_postgresql_would_refuse_is_read_in_utc(
     response = api.get(f"members_groups/{group.pk}/events", {"since": since})
 
     assert response.status_code == status
+
+
+@pytest.mark.parametrize("path", ["audiences", "members_groups"])
+def test_a_name_over_its_maximum_length_is_refused_even_when_trimming_would_shorten_it(
+    api: ClubClient, path: str
+) -> None:
+    # "\x1f" is whitespace to str.strip(): trimmed first, the name fitted.
+    response = api.post(path, {"name": "\x1f" + "a" * 200}, format="json")
+
+    assert response.status_code == 422
+    assert response.json()["details"] == {
+        "name": [{"error": "max_length", "options": {"count": 200}}]
+    }

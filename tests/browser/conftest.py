@@ -3,7 +3,7 @@
 Playwright's own browser download cannot work here, so Chromium comes from the system
 (``scripts/chromium`` installs it); ``CHROMIUM`` names another binary. Every flow saves
 screenshots under ``test-output/screenshots``; with ``UPDATE_SCREENSHOTS=1`` they are also
-copied to ``docs/screenshots``, the set the README shows.
+copied to ``docs/screenshots``, the set docs/admin.md shows.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "test-output" / "screenshots"
 DOCS_SHOTS = ROOT / "docs" / "screenshots"
-# The flags a root, offline, screenless machine needs (see the env notes in the README).
+# The flags a root, offline, screenless machine needs (docs/architecture.md, the tests).
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -14,8 +14,8 @@ from django.urls import reverse
 from pytest_django.fixtures import Settings
 
 from audiences import services as audience_services
-from groups import admin as groups_admin
 from groups import services
+from groups.admin import members_groups as groups_admin
 from groups.models import EventKind, MembersGroup, Membership, MembershipEvent, Source
 from loyalty.models import Club
 from tests.factories import GroupFactory, MemberFactory

@@ -18,8 +18,8 @@ from rest_framework.test import APIClient
 from groups import exports, services
 from groups.models import MembersGroup, Membership
 from loyalty import permits
+from loyalty.db_routing import REPLICA
 from loyalty.models import Club
-from loyalty.routers import REPLICA
 from members.models import Member
 from members.services import bulk_create_members
 from tests.factories import GroupFactory, MemberFactory
@@ -352,7 +352,7 @@ def test_the_members_are_read_where_the_group_was_read_the_replica_for_an_api_ge
     settings: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings.DATABASE_ROUTERS = ["loyalty.routers.ReplicaRouter"]
+    settings.DATABASE_ROUTERS = ["loyalty.db_routing.ReplicaRouter"]
     ids = many_members(club, 20, "r")
     group = GroupFactory(club=club)
     services.add_member_ids(group=group, member_ids=ids, source="api")

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 
 from groups import services
 from groups.models import EventKind, MembersGroup, Membership, MembershipEvent, Source
+from loyalty.errors import InvalidParameters
 from loyalty.models import Club
 from members import services as member_services
 from members.models import Member
@@ -196,7 +197,7 @@ def test_deleting_a_group_records_leaves_and_removes_its_audience(club: Club) ->
 
 def test_updating_a_manual_group_refuses_audience_fields(club: Club) -> None:
     group = GroupFactory(club=club, name="Old")
-    with pytest.raises(services.InvalidParameters) as excinfo:
+    with pytest.raises(InvalidParameters) as excinfo:
         services.update_group(group=group, name="New", audience_conditions=[])
     assert excinfo.value.details == {
         "audience_conditions": [{"error": "not_allowed_for_manual_group", "options": {}}]

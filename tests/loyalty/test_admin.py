@@ -10,7 +10,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from groups.models import ALL_MEMBERS_KEY, MembersGroup, WebhookEndpoint
+from groups.models import ALL_MEMBERS_KEY, MembersGroup
+from groups.webhooks.models import WebhookEndpoint
 from loyalty import services
 from loyalty.models import ApiToken, Club, hash_token
 from loyalty.permits import ALL_PERMITS, GROUPS_LIST, MEMBERS_SHOW

@@ -9,7 +9,8 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from groups.models import MembersGroup, WebhookEndpoint
+from groups.models import MembersGroup
+from groups.webhooks.models import WebhookEndpoint
 from loyalty import services
 from loyalty.admin import admin_id
 from loyalty.models import ApiToken, Club, hash_token

@@ -40,7 +40,7 @@ urlpatterns = [
     path("v3/<slug:loyalty_club_slug>/failing", _failing_view),
     path("v3/<slug:loyalty_club_slug>/duplicate", _duplicate_view),
 ]
-handler500 = "loyalty.exceptions.server_error"
+handler500 = "loyalty.api.error_responses.server_error"
 
 
 # Far from the views: events carry a few lines of source around each frame.

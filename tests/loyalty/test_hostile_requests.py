@@ -10,9 +10,9 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from groups.models import MembersGroup, Membership
-from loyalty import fields
+from loyalty.api import fields
+from loyalty.api.views import MAX_JSON_DEPTH
 from loyalty.models import Club
-from loyalty.views import MAX_JSON_DEPTH
 from members.models import Member
 from tests.factories import GroupFactory, MemberFactory
 

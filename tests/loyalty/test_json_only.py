@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 
 from groups.models import MembersGroup
+from loyalty.api.renderers import json_bytes
 from loyalty.models import Club
-from loyalty.renderers import json_bytes
 from tests.api_fixtures import ClubClient
 from tests.factories import GroupFactory
 

@@ -18,8 +18,9 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from groups import services
-from groups.models import DeliveryStatus, MembersGroup, WebhookDelivery
+from groups.models import MembersGroup
 from groups.tasks import refresh_relative_date_groups_task
+from groups.webhooks.models import DeliveryStatus, WebhookDelivery
 from loyalty.models import Club
 from tests.api_fixtures import ClubClient
 from tests.factories import MemberFactory, WebhookEndpointFactory

@@ -106,7 +106,7 @@ def test_a_failing_rate_limit_store_lets_requests_through_with_a_warning(
     statuses = [api.post("members_groups", {"name": f"G{n}"}).status_code for n in range(3)]
 
     assert statuses == [201, 201, 201]
-    warnings = [r for r in caplog.records if r.name == "loyalty.throttling"]
+    warnings = [r for r in caplog.records if r.name == "loyalty.api.throttling"]
     assert [r.getMessage() for r in warnings] == [
         "The rate-limit store failed: request let through"
     ] * 3

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from loyalty import exceptions
+from loyalty.api import error_responses as exceptions
 
 pytestmark = pytest.mark.django_db
 

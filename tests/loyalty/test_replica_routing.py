@@ -17,8 +17,8 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from groups.models import MembersGroup
+from loyalty.db_routing import REPLICA, ReplicaReadsMiddleware
 from loyalty.models import Club
-from loyalty.routers import REPLICA, ReplicaReadsMiddleware
 from members.models import Member
 from tests.api_fixtures import ClubClient
 from tests.factories import MemberFactory
@@ -33,7 +33,7 @@ def replica(settings: Any) -> None:
     """The router, as DATABASE_REPLICA_URL sets it; ``replica`` is the test database's
     mirror alias, or the real replica in the replica pass (tests/conftest.py), there caught up
     with the writes of earlier tests."""
-    settings.DATABASE_ROUTERS = ["loyalty.routers.ReplicaRouter"]
+    settings.DATABASE_ROUTERS = ["loyalty.db_routing.ReplicaRouter"]
     wait_for_replica()
 
 

@@ -27,8 +27,9 @@ from django.db import connection
 from django_tasks_db.models import DBTaskResult
 
 from groups import services
-from groups.models import EventKind, MembershipEvent, WebhookDelivery
+from groups.models import EventKind, MembershipEvent
 from groups.tasks import recompute_group_task, refresh_relative_date_groups_task
+from groups.webhooks.models import WebhookDelivery
 from loyalty.models import Club
 from loyalty.schedule import add_jobs, discover_jobs
 from tests.factories import ClubFactory, GroupFactory, MemberFactory, WebhookEndpointFactory

@@ -24,7 +24,8 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory, override_settings
 from django.urls import path
 
-from loyalty import exceptions, health
+from loyalty import health
+from loyalty.api import error_responses as exceptions
 from loyalty.logs import JsonFormatter, RequestIdFilter
 from loyalty.models import Club
 from tests.api_fixtures import ClubClient
@@ -36,7 +37,7 @@ HEX_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def production_env(**overrides: str) -> dict[str, str]:
-    """The environment of a production process (the README's list), with ``overrides``."""
+    """The environment of a production process (docs/operations.md's list), with ``overrides``."""
     env = {
         # A test tool may allow async-unsafe calls in this process; production never does.
         **{key: value for key, value in os.environ.items() if key != "DJANGO_ALLOW_ASYNC_UNSAFE"},
@@ -182,7 +183,7 @@ def _broken_view(request: HttpRequest) -> HttpResponse:
 
 # The URLconf of the test below: one view that fails.
 urlpatterns = [path("v3/broken", _broken_view)]
-handler500 = "loyalty.exceptions.server_error"
+handler500 = "loyalty.api.error_responses.server_error"
 
 
 def test_an_error_is_logged_with_the_request_id_and_answered_without_a_traceback(

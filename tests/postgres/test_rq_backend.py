@@ -21,7 +21,8 @@ import redis
 from django.core.management import call_command
 from django.db import connection
 
-from groups.models import MembersGroup, Membership, MembershipEvent, WebhookDelivery
+from groups.models import MembersGroup, Membership, MembershipEvent
+from groups.webhooks.models import WebhookDelivery
 from loyalty.models import Club
 from members.models import Member, MemberImport
 from tests.api_fixtures import ClubClient

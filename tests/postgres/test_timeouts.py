@@ -12,8 +12,8 @@ import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from groups.models import MembersGroup, Membership, MembershipEvent
+from loyalty.db_routing import REPLICA
 from loyalty.models import Club
-from loyalty.routers import REPLICA
 from tests.api_fixtures import ClubClient
 from tests.factories import ClubFactory, GroupFactory, MemberFactory
 
@@ -135,7 +135,7 @@ def test_commands_and_the_worker_connect_without_the_web_timeouts(
 def test_reads_sent_to_the_replica_get_the_web_timeouts_too(
     web_timeouts: None, setup: tuple[ClubClient, MembersGroup], settings: Any
 ) -> None:
-    settings.DATABASE_ROUTERS = ["loyalty.routers.ReplicaRouter"]
+    settings.DATABASE_ROUTERS = ["loyalty.db_routing.ReplicaRouter"]
     api, _group = setup
     connections[REPLICA].close()
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from django.db import DatabaseError, connections
 
-from loyalty import routers
-from loyalty.routers import REPLICA
+from loyalty import db_routing as routers
+from loyalty.db_routing import REPLICA
 
 
 class Standby:
@@ -57,7 +57,7 @@ class Standby:
 @pytest.fixture
 def standby(settings: Any) -> Iterator[Standby]:
     """The replica, running and replaying again once the test is over."""
-    settings.DATABASE_ROUTERS = ["loyalty.routers.ReplicaRouter"]
+    settings.DATABASE_ROUTERS = ["loyalty.db_routing.ReplicaRouter"]
     server = Standby()
     yield server
     try:

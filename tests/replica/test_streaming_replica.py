@@ -12,8 +12,8 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.test import Client
 
 from groups.models import MembersGroup
+from loyalty.db_routing import REPLICA
 from loyalty.models import Club
-from loyalty.routers import REPLICA
 from tests.api_fixtures import ClubClient
 from tests.factories import ClubFactory, MemberFactory
 from tests.helpers import wait_for_replica

@@ -11,9 +11,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from groups.exports import EXPORT_COLUMNS, group_members_csv
-from groups.management.lookups import club_by_slug
-from groups.management.tqdm_stream import TqdmStream
-from groups.models import MembersGroup
+from groups.management.lookups import group_of_club
+from loyalty.management.lookups import club_by_slug
+from loyalty.management.progress import TqdmStream
 
 
 class Command(BaseCommand):
@@ -42,10 +42,7 @@ class Command(BaseCommand):
         escape_formulas: bool,
         **options: Any,
     ) -> None:
-        club = club_by_slug(club_slug)
-        group = MembersGroup.objects.filter(club=club, pk=group_id).first()
-        if group is None:
-            raise CommandError(f"No group {group_id} in the club {club.slug}.")
+        group = group_of_club(club_by_slug(club_slug), group_id)
         chunks = group_members_csv(group, escape_formulas=escape_formulas)
         if str(file) == "-":
             try:

@@ -9,8 +9,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from groups.management.lookups import club_by_slug
-from groups.services import prune_events
+from groups.ledger import prune_events
+from loyalty.management.lookups import club_by_slug
 from loyalty.models import Club
 
 

@@ -1,0 +1,112 @@
+"""Following member changes: a member created, changed or deleted, or a batch of them,
+is put in exactly the automatic groups whose rules it satisfies, in the same transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection, transaction
+
+from audiences.conditions import compile_conditions, parse_conditions
+from groups import ledger
+from groups.dependencies import dependency_graph, graph_of, levels
+from groups.models import MembersGroup, Membership
+from groups.services.locking import lock_group, lock_rules
+from groups.services.rules import apply_rule, rule_source
+from loyalty.models import Club
+from members.models import Member
+
+
+def _automatic_groups(club_id: int) -> dict[int, MembersGroup]:
+    groups = MembersGroup.objects.filter(club_id=club_id, automatic=True).select_related(
+        "club", "audience"
+    )
+    return {group.pk: group for group in groups}
+
+
+@lru_cache(maxsize=4096)
+def _rule_select(
+    vendor: str, club_id: int, tz: str, today: date, conditions: str
+) -> tuple[str, tuple[Any, ...]]:
+    """``SELECT id FROM members WHERE <rule>``, compiled once per rule, day and database.
+
+    Compiling a rule through the ORM costs about 0.3 ms of Python; a member update that
+    checks 100 automatic groups would spend most of its time there without this cache.
+    """
+    node = parse_conditions(json.loads(conditions))
+    rule = compile_conditions(node, club_id=club_id, tz=tz, today=today)
+    sql, params = Member.objects.filter(rule).values("id").order_by().query.sql_with_params()
+    return sql, tuple(params)
+
+
+@transaction.atomic
+def refresh_memberships_for_member(*, member: Member, actor: str = "") -> None:
+    """Put one member in exactly the automatic groups whose rules it satisfies.
+
+    One query per dependency level (usually one) evaluates every rule for this member, so
+    the cost grows with the number of automatic groups, never with the number of members.
+    """
+    lock_rules(member.club_id, exclusive=False)
+    groups = _automatic_groups(member.club_id)
+    if not groups:
+        return
+    current = set(
+        Membership.objects.filter(club_id=member.club_id, member_id=member.pk).values_list(
+            "group_id", flat=True
+        )
+    )
+    tz = next(iter(groups.values())).club.timezone
+    today = datetime.now(ZoneInfo(tz)).date()
+    graph = graph_of((pk, group.audience.conditions) for pk, group in groups.items())
+    for batch in levels(graph):
+        tests, params = [], []
+        for group_id in batch:
+            sql, rule_params = _rule_select(
+                connection.vendor,
+                member.club_id,
+                tz,
+                today,
+                json.dumps(groups[group_id].audience.conditions, sort_keys=True),
+            )
+            tests.append(f"EXISTS (SELECT 1 FROM ({sql}) r WHERE r.id = %s)")
+            params.extend([*rule_params, member.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT " + ", ".join(tests), params)
+            matches = cursor.fetchone()
+        for group_id, matched in zip(batch, matches, strict=True):
+            group = groups[group_id]
+            if matched and group_id not in current:
+                ledger.join(group, [member.pk], source=rule_source(group), actor=actor)
+            elif not matched and group_id in current:
+                ledger.leave(group, [member.pk], source=rule_source(group), actor=actor)
+
+
+@transaction.atomic
+def refresh_memberships_for_members(
+    *, club: Club, member_ids: Sequence[int], actor: str = "", new: bool = False
+) -> None:
+    """Put a batch of members in the automatic groups they belong to: one diff per group."""
+    lock_rules(club.pk, exclusive=False)
+    graph = dependency_graph(club.pk)
+    for batch in levels(graph):
+        for group_id in batch:
+            group = lock_group(MembersGroup(pk=group_id, club_id=club.pk))
+            apply_rule(group, actor, member_ids, new=new)
+
+
+def place_new_members(*, club: Club, member_ids: Sequence[int], actor: str = "") -> None:
+    """Put members created in this transaction in the automatic and system groups."""
+    refresh_memberships_for_members(club=club, member_ids=member_ids, actor=actor, new=True)
+
+
+@transaction.atomic
+def leave_all_groups(*, member: Member, source: str, actor: str = "") -> None:
+    """Take a member out of every group before it is deleted, recording each leave."""
+    # Shared with other member writes, so a recomputation never adds a member being deleted.
+    lock_rules(member.club_id, exclusive=False)
+    ledger.leave_all_groups(member, source=source, actor=actor)
