@@ -14,7 +14,9 @@ from django.urls import reverse
 from django.utils.html import format_html_join
 
 from audiences import services
+from audiences.forms import ConditionsFormField
 from audiences.models import Audience
+from audiences.widgets import RuleBuilderTarget, RuleBuilderWidget, with_rule_builder
 from loyalty.admin import ClubFilter, ClubScopedAdmin, ServiceModelForm, adopt
 
 if TYPE_CHECKING:
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 
 class AudienceForm(ServiceModelForm):
+    conditions = ConditionsFormField(required=False, initial=list)
+
     class Meta:
         model = Audience
         fields = ["club", "name", "conditions"]
@@ -45,6 +49,17 @@ class AudienceAdmin(ClubScopedAdmin):
     def get_fields(self, request: HttpRequest, obj: Audience | None = None) -> _FieldGroups:
         fields: _FieldGroups = ["club", "name", "conditions"]
         return fields if obj is None else [*fields, *self.readonly_fields]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Any]]:
+        form = super().get_form(request, obj, change, **kwargs)
+        builder = RuleBuilderWidget(
+            club_id=None if obj is None else obj.club_id,
+            target=RuleBuilderTarget("audience", None if obj is None else obj.pk),
+            empty="[]",
+        )
+        return with_rule_builder(form, "conditions", builder)
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: Audience | None = None

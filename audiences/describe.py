@@ -30,7 +30,8 @@ def _listing(values: Sequence[Any], render: Callable[[Any], str] = quote) -> str
     return ", ".join(render(value) for value in values)
 
 
-def _label(field: str) -> str:
+def field_label(field: str) -> str:
+    """A field's name as staff read it (``first_name`` is "first name")."""
     return FIELD_LABELS.get(field, field.replace("_", " "))
 
 
@@ -100,10 +101,10 @@ def describe_leaf(leaf: Leaf, names: Mapping[int, str]) -> str:
     if leaf.type == "array":
         if leaf.field == "members_group_ids":
             return _group_phrase(leaf.operator, leaf.value or (), names)
-        return _array_phrase(_label(leaf.field), leaf.operator, leaf.value or ())
+        return _array_phrase(field_label(leaf.field), leaf.operator, leaf.value or ())
     if leaf.type == "boolean":
-        return f"{_label(leaf.field)} is {'true' if leaf.value else 'false'}"
-    return f"{_label(leaf.field)} {PHRASES[leaf.type][leaf.operator](leaf.value)}"
+        return f"{field_label(leaf.field)} is {'true' if leaf.value else 'false'}"
+    return f"{field_label(leaf.field)} {PHRASES[leaf.type][leaf.operator](leaf.value)}"
 
 
 def _describe(node: Node, names: Mapping[int, str], parent: type[Node] | None) -> str:

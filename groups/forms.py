@@ -12,9 +12,10 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 
+from audiences.forms import ConditionsFormField
 from audiences.models import Audience
 from groups.models import MembersGroup
-from loyalty.admin import PrettyJSONField, ServiceModelForm
+from loyalty.admin import ServiceModelForm
 from loyalty.models import Club
 
 # The first value of a header row, compared case-insensitively. Only these mark a header,
@@ -52,13 +53,14 @@ class AudienceChoiceField(forms.ModelChoiceField[Audience]):
 class GroupForm(ServiceModelForm):
     """A group's labels and, for a new or automatic group, the conditions its members follow."""
 
-    audience_conditions = PrettyJSONField(
+    audience_conditions = ConditionsFormField(
         label="Audience conditions",
         required=False,
         help_text=(
-            "A JSON array of conditions (see the API documentation). A group created with "
-            "conditions is automatic: its members are exactly the members who match them. "
-            "Leave empty for a manual group."
+            "Who the group's members are: add conditions and groups of them, or edit the "
+            "rule as JSON (see the API documentation). A group created with conditions is "
+            "automatic: its members are exactly the members who match them. Leave empty "
+            "for a manual group."
         ),
     )
 

@@ -230,7 +230,8 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _is_date(value: Any) -> bool:
+def is_date(value: Any) -> bool:
+    """True for a ``YYYY-MM-DD`` day of the calendar."""
     if not isinstance(value, str) or not DATE.fullmatch(value):
         return False
     try:
@@ -277,9 +278,9 @@ def _check_value(type_: str, operator: str, field: str, value: Any) -> Any:
         return None if _is_number(value) else _error("not_a_number")
     if type_ == "date":
         if operator == "between":
-            return _check_pair(value, _is_date, "not_a_date")
+            return _check_pair(value, is_date, "not_a_date")
         if operator in ("eq", "before", "after"):
-            return None if _is_date(value) else _error("not_a_date", format="YYYY-MM-DD")
+            return None if is_date(value) else _error("not_a_date", format="YYYY-MM-DD")
         most = MAX_ANNIVERSARY_DAYS if operator == "anniversary_within_days" else MAX_DAYS
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most:
             return None

@@ -22,7 +22,6 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
-    JsonResponse,
     StreamingHttpResponse,
 )
 from django.template.response import TemplateResponse
@@ -31,23 +30,20 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from audiences.conditions import referenced_group_ids
-from audiences.describe import describe_conditions
-from audiences.selectors import preview
+from audiences.widgets import RuleBuilderTarget, RuleBuilderWidget, with_rule_builder
 from groups import selectors, services
+from groups.admin.rule_builder import RuleBuilderAdmin
 from groups.charts import size_chart
 from groups.exports import members_csv_response
 from groups.forms import BulkMembersForm, GroupForm, rule_is_editable
 from groups.models import MembersGroup, Source
 from loyalty.admin import (
     ClubFilter,
-    ClubScopedAdmin,
     actor,
     add_refusal,
     adopt,
     managed_clubs,
-    refusal_messages,
 )
-from loyalty.api.fields import UNSTORABLE, unstorable
 from loyalty.errors import DomainError
 
 if TYPE_CHECKING:
@@ -114,7 +110,7 @@ def _url_with(request: HttpRequest, name: str, value: int | None) -> str:
 
 
 @admin.register(MembersGroup)
-class MembersGroupAdmin(ClubScopedAdmin):
+class MembersGroupAdmin(RuleBuilderAdmin):
     form = GroupForm
     list_display = ["name", "club", "type", "automatic", "system", "members_count"]
     list_filter = [ClubFilter, "type", "automatic", "system"]
@@ -136,6 +132,13 @@ class MembersGroupAdmin(ClubScopedAdmin):
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> type[forms.ModelForm[Any]]:
         form = super().get_form(request, obj, change, **kwargs)
+        builder = RuleBuilderWidget(
+            club_id=None if obj is None else obj.club_id,
+            target=RuleBuilderTarget("group", None if obj is None else obj.pk),
+            # A new group without conditions is manual; an automatic group keeps a rule.
+            empty="" if obj is None else "[]",
+        )
+        form = with_rule_builder(form, "audience_conditions", builder)
         # The audiences a new group may follow: those of the user's clubs.
         return type(form.__name__, (form,), {"clubs": managed_clubs(request)})
 
@@ -207,9 +210,7 @@ class MembersGroupAdmin(ClubScopedAdmin):
         node = selectors.group_rule(group)
         if node is None:
             return "A rule this version cannot read; see the conditions below"
-        return describe_conditions(
-            node, selectors.group_names(group.club_id, referenced_group_ids(node))
-        )
+        return selectors.rule_words(group.club_id, node)
 
     def _group_links(self, club_id: int, group_ids: set[int]) -> str:
         if not group_ids:
@@ -341,44 +342,8 @@ class MembersGroupAdmin(ClubScopedAdmin):
             self.admin_site.admin_view(self.members_csv_view),
             name=f"{self.opts.app_label}_{self.opts.model_name}_members_csv",
         )
-        preview = path(
-            "preview/",
-            self.admin_site.admin_view(self.preview_view),
-            name=f"{self.opts.app_label}_{self.opts.model_name}_preview",
-        )
         # Before the defaults, whose "<path:object_id>/" would take these URLs.
-        return [members, members_csv, preview, *super().get_urls()]
-
-    def preview_view(self, request: HttpRequest) -> JsonResponse:
-        """Count who matches conditions typed in the form, before saving (JSON, for its JS).
-
-        For an existing group it also counts who would join and who would leave it.
-        """
-        if request.method != "POST":
-            return JsonResponse({"error": "Send the conditions with POST."}, status=405)
-        club_id = _cursor_value(request.POST.get("club"))
-        club = None if club_id is None else managed_clubs(request).filter(pk=club_id).first()
-        if club is None or not self.has_view_permission(request):
-            return JsonResponse({"error": "Choose one of your clubs first."}, status=400)
-        try:
-            conditions = json.loads(request.POST.get("conditions") or "[]")
-        except (ValueError, RecursionError):
-            return JsonResponse({"error": "The conditions are not valid JSON."}, status=400)
-        if code := unstorable(conditions):
-            return JsonResponse({"error": UNSTORABLE[code]}, status=422)
-        try:
-            result = preview(
-                club=club,
-                conditions=conditions,
-                members_group_id=_cursor_value(request.POST.get("group")),
-            )
-        except DomainError as refusal:
-            messages = [message for _field, message in refusal_messages(refusal)]
-            return JsonResponse({"error": " ".join(messages)}, status=422)
-        body: dict[str, Any] = {"count": result.count}
-        if result.impact is not None:
-            body.update(joining=result.impact.joining, leaving=result.impact.leaving)
-        return JsonResponse(body)
+        return [members, members_csv, *super().get_urls()]
 
     def members_csv_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
         """Download a group's members as CSV (any group the user may view, system ones too)."""

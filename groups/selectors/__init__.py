@@ -3,7 +3,8 @@
 - ``group_members``: who is in a group (pages, now or at a moment, and how many);
 - ``member_groups``: which groups a member is in, and the groups staff choose from;
 - ``history``: a group's size over time, its joins and leaves, its events;
-- ``rules``: a group's rule explained for a member, and the groups it reads or is read by.
+- ``rules``: a group's rule explained for a member or in words, the groups it reads or is
+  read by, and the groups a rule may name (the admin's rule builder).
 
 Callers import the package (``from groups import selectors``).
 """
@@ -39,6 +40,8 @@ from groups.selectors.rules import (
     group_names,
     group_rule,
     groups_by_name,
+    rule_group_choices,
+    rule_words,
 )
 
 __all__ = [
@@ -64,6 +67,8 @@ __all__ = [
     "latest_events",
     "members_with_join_times",
     "memberships_of_member",
+    "rule_group_choices",
+    "rule_words",
     "sorted_group_members_page",
     "stored_members_total",
 ]

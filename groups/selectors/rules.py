@@ -1,4 +1,5 @@
-"""A group's rule as staff and clients read it: why a member matches, what the rule reads."""
+"""A group's rule as staff and clients read it: why a member matches, what the rule reads,
+the rule in words, and the groups a rule may name."""
 
 from __future__ import annotations
 
@@ -7,8 +8,15 @@ from typing import Any, cast
 
 from django.db.models import BooleanField, Case, Q, Value, When
 
-from audiences.conditions import ConditionError, Node, compile_conditions, parse_conditions
-from groups.dependencies import dependency_graph, users_of
+from audiences.conditions import (
+    ConditionError,
+    Node,
+    compile_conditions,
+    parse_conditions,
+    referenced_group_ids,
+)
+from audiences.describe import describe_conditions
+from groups.dependencies import dependants_in_order, dependency_graph, users_of
 from groups.models import MembersGroup, Membership
 from members.models import Member
 
@@ -80,6 +88,35 @@ def group_names(club_id: int, group_ids: Iterable[int]) -> dict[int, str]:
     return dict(
         MembersGroup.objects.filter(club_id=club_id, pk__in=group_ids).values_list("pk", "name")
     )
+
+
+def rule_words(club_id: int, node: Node) -> str:
+    """The rule in plain words, naming the groups it reads (one query for the names)."""
+    return describe_conditions(node, group_names(club_id, referenced_group_ids(node)))
+
+
+def rule_group_choices(
+    club_id: int, *, group_id: int | None = None, audience_id: int | None = None
+) -> list[tuple[int, str]]:
+    """The club's groups, by name, that the rule of a group or of an audience may name.
+
+    Left out: the group itself, or the automatic groups following the audience, and every
+    group depending on those, directly or not: naming one of them would make a cycle.
+    """
+    groups = list(
+        MembersGroup.objects.filter(club_id=club_id)
+        .order_by("name", "pk")
+        .values_list("pk", "name", "automatic", "audience_id")
+    )
+    roots = {
+        pk
+        for pk, _name, automatic, audience in groups
+        if pk == group_id or (automatic and audience is not None and audience == audience_id)
+    }
+    excluded = (
+        roots | set(dependants_in_order(dependency_graph(club_id), roots)) if roots else roots
+    )
+    return [(pk, name) for pk, name, _automatic, _audience in groups if pk not in excluded]
 
 
 def groups_by_name(club_id: int, group_ids: Iterable[int]) -> list[MembersGroup]:

@@ -13,6 +13,7 @@ from loyalty.admin.club_scoped import (
     add_refusal,
     admin_id,
     adopt,
+    error_texts,
     managed_clubs,
     refusal_messages,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "admin_id",
     "adopt",
     "clubs",
+    "error_texts",
     "managed_clubs",
     "refusal_messages",
 ]

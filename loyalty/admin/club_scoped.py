@@ -98,6 +98,10 @@ ERROR_TEXTS = {
     "inclusion": "Not one of the allowed values.",
     "unknown_members_group": "No such members group in this club.",
     "cycle": "These conditions would make a cycle of groups.",
+    "not_a_string": "Enter a text.",
+    "not_a_non_empty_array": "Enter at least one value.",
+    "not_a_pair": "Enter two values.",
+    "reversed_range": "The first value is greater than the second.",
 }
 
 
@@ -129,6 +133,12 @@ def _leaves(details: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[st
             yield path, leaf
     else:
         yield path, details
+
+
+def error_texts(details: Any) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Each error of a ``details`` tree, readable, with the keys that lead to it."""
+    for keys, leaf in _leaves(details):
+        yield keys, _describe(leaf, "")
 
 
 def refusal_messages(refusal: DomainError) -> Iterator[tuple[str, str]]:

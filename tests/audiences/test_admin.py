@@ -93,7 +93,8 @@ def test_editing_an_audience_recomputes_the_groups_that_follow_it(
 @pytest.mark.parametrize(
     ("conditions", "message"),
     [
-        ('{"not": "an array"}', "Enter a JSON array."),
+        # Not '{"not": "an array"}': one condition object counts as a list of one, as in the API.
+        ('"not an array"', "Enter a JSON array."),
         ("[1]", "item 0: Enter a JSON object."),
         (json.dumps([cond("number", "id", "gt", "x")]), "item 0 > value: Not a number."),
     ],

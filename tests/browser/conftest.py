@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
 from loyalty.models import Club
 from members.models import Member
@@ -126,13 +126,16 @@ def superuser(red: Club, blue: Club) -> str:
 
 
 @pytest.fixture
-def shot(page: Page) -> Callable[[str], None]:
-    """Save a screenshot of the whole page as ``<name>.png``."""
+def shot(page: Page) -> Callable[..., None]:
+    """Save a screenshot of the whole page, or of one ``part`` of it, as ``<name>.png``."""
 
-    def shot(name: str) -> None:
+    def shot(name: str, part: Locator | None = None) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
         path = SHOTS / f"{name}.png"
-        page.screenshot(path=path, full_page=True)
+        if part is None:
+            page.screenshot(path=path, full_page=True)
+        else:
+            part.screenshot(path=path)
         if os.environ.get("UPDATE_SCREENSHOTS") == "1":
             DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, DOCS_SHOTS / path.name)

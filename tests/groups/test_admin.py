@@ -605,8 +605,13 @@ def test_the_conditions_are_previewed_before_saving_with_the_impact_on_the_group
         },
     )
 
-    assert new.json() == {"count": 2}
-    assert changed.json() == {"count": 1, "joining": 1, "leaving": 1}
+    assert new.json() == {"count": 2, "words": "email contains '@'"}
+    assert changed.json() == {
+        "count": 1,
+        "words": "email contains 'silver'",
+        "joining": 1,
+        "leaving": 1,
+    }
     assert member_ids(group) == {ann.pk}, "a preview saves nothing"
 
 
@@ -618,7 +623,10 @@ def test_a_bad_condition_in_the_preview_is_a_readable_error(
         {"club": club.pk, "conditions": json.dumps([cond("number", "points", "gt", "x")])},
     )
     assert response.status_code == 422
-    assert response.json() == {"error": "item 0 > value: Not a number."}
+    assert response.json() == {
+        "error": "item 0 > value: Not a number.",
+        "errors": [{"path": ["0", "value"], "message": "Not a number."}],
+    }
 
 
 @pytest.mark.parametrize(
