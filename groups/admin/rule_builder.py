@@ -18,14 +18,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.db.models.options import Options
 from django.http import HttpRequest, JsonResponse, QueryDict
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 
 from audiences.catalogue import SAMPLE_MEMBERS, club_fields
 from audiences.conditions import as_condition_list, parse_conditions
 from audiences.selectors import preview
 from audiences.services import check_conditions
+from audiences.widgets import RuleBuilderUrls
 from groups import selectors
+from groups.models import MembersGroup
 from loyalty.admin import ClubScopedAdmin, admin_id, error_texts, managed_clubs, refusal_messages
 from loyalty.api.fields import UNSTORABLE, unstorable
 from loyalty.errors import DomainError
@@ -39,11 +42,25 @@ BUILDER_PERMISSIONS = [
 ]
 
 
+def url_prefix(opts: Options[Any]) -> str:
+    """The start of the names of a model admin's URLs."""
+    return f"{opts.app_label}_{opts.model_name}"
+
+
+def builder_urls() -> RuleBuilderUrls:
+    """The endpoints that the builder of the group and audience forms alike reads: the
+    members groups admin's (a ``RuleBuilderAdmin``)."""
+    prefix = "admin:" + url_prefix(MembersGroup._meta)
+    return RuleBuilderUrls(
+        catalogue=reverse(f"{prefix}_rule_catalogue"), preview=reverse(f"{prefix}_preview")
+    )
+
+
 class RuleBuilderAdmin(ClubScopedAdmin):
     """A club-scoped admin with the rule builder's two JSON endpoints among its URLs."""
 
     def get_urls(self) -> list[URLPattern]:
-        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        prefix = url_prefix(self.opts)
         urls = [
             path(
                 "preview/", self.admin_site.admin_view(self.preview_view), name=f"{prefix}_preview"

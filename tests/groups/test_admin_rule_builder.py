@@ -369,6 +369,8 @@ def test_the_audience_forms_edit_conditions_with_the_builder(
 
     assert added["target"] == {"param": "audience", "id": None}
     assert changed["target"] == {"param": "audience", "id": audience.pk}
+    # The groups admin's endpoints, which it passes in: audiences know nothing of groups.
+    assert (added["catalogue"], added["preview"]) == (catalogue_url(), preview_url())
     assert changed["club"] == club.pk
     assert added["empty"] == changed["empty"] == "[]"
     assert b"rule-builder" not in read_only.content
