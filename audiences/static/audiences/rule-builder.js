@@ -185,6 +185,9 @@
             this.rule = null;
             this.rows = new Map();
             this.errors = { text: null, list: [] };
+            // Rows added and not yet filled in: their errors wait until the user has typed a
+            // value or left the row (or tries to save), not shown the moment a row appears.
+            this.untouched = new Set();
             this.sequence = 0;
             this.timer = null;
             this.clubSelect =
@@ -200,6 +203,9 @@
                 this.note.hidden = true;
                 this.schedule();
             });
+            if (this.form) {
+                this.form.addEventListener("submit", () => this.touch(...this.untouched));
+            }
             if (this.clubSelect) {
                 this.clubSelect.addEventListener("change", () => {
                     this.loadCatalogue();
@@ -504,6 +510,7 @@
 
         showBuilder(rule) {
             this.rule = rule;
+            this.untouched.clear();
             this.mode = "builder";
             this.note.hidden = true;
             this.tree.hidden = false;
@@ -600,37 +607,45 @@
             return list;
         }
 
+        // Each button's name starts with its visible text (what speech input users say),
+        // then says where it adds; what the kind of group means is its description.
         renderActions(nodes, path, depth) {
             const where = path ? " to group " + path : "";
             const actions = element("div", { class: "rb-actions" });
-            const add = (label, key, make, aria) => {
+            const add = (label, key, make, meaning) => {
                 const button = element("button", {
                     type: "button",
                     class: "button rb-add",
                     text: label,
                     "data-key": path + ":" + key,
-                    "aria-label": aria + where,
+                    "aria-label": where ? label + where : null,
+                    title: meaning,
                 });
                 button.addEventListener("click", () => {
-                    nodes.push(make());
-                    const added = (path ? path + "." : "") + nodes.length;
-                    this.changed({ render: true, focus: added + ":field" });
+                    const added = make();
+                    nodes.push(added);
+                    this.untouched.add(added);
+                    if (isBranch(added)) {
+                        for (const leaf of added.conditions) this.untouched.add(leaf);
+                    }
+                    const at = (path ? path + "." : "") + nodes.length;
+                    this.changed({ render: true, focus: at + ":field" });
                 });
                 actions.append(button);
             };
-            add("Add condition", "add", () => this.newLeaf(), "Add a condition");
+            add("Add condition", "add", () => this.newLeaf(), null);
             if (depth < this.grammar.max_depth) {
                 add(
                     "Add ANY group",
                     "add-or",
                     () => ({ operator: "or", conditions: [this.newLeaf()] }),
-                    "Add a group of conditions of which any must hold",
+                    "A group of conditions of which any must hold",
                 );
                 add(
                     "Add NOT group",
                     "add-not",
                     () => ({ operator: "not", conditions: [this.newLeaf()] }),
-                    "Add a group of conditions that must not all hold",
+                    "A group of conditions that must not all hold",
                 );
             }
             return actions;
@@ -646,6 +661,10 @@
             });
             button.addEventListener("click", () => {
                 nodes.splice(index, 1);
+                // A group emptied by hand is the user's doing: say so at once.
+                for (const added of this.untouched) {
+                    if (isBranch(added)) this.untouched.delete(added);
+                }
                 const parent = path.includes(".") ? path.slice(0, path.lastIndexOf(".")) : "";
                 // The next row takes this one's path; after the last, the group's "Add".
                 const next =
@@ -703,6 +722,7 @@
                 error,
             );
             const row = element("li", { class: "rb-row rb-branch", "data-path": path }, fieldset);
+            this.touchOnLeaving(row, node);
             this.rows.set(node, { row: row, error: error, controls: () => [connective] });
             return row;
         }
@@ -798,6 +818,7 @@
                 hidden: true,
             });
             const row = element("li", { class: "rb-row rb-leaf", "data-path": path }, parts, error);
+            this.touchOnLeaving(row, node);
             this.rows.set(node, {
                 row: row,
                 error: error,
@@ -857,6 +878,7 @@
             const key = path + ":value";
             const set = (value) => {
                 node.value = value;
+                this.untouched.delete(node);
                 this.changed();
             };
             const box = element("span", { class: "rb-value" });
@@ -1023,6 +1045,7 @@
                 });
                 remove.addEventListener("click", () => {
                     node.value = chosen.filter((_id, at) => at !== position);
+                    this.untouched.delete(node);
                     this.changed({ render: true, focus: path + ":value" });
                 });
                 list.append(
@@ -1062,10 +1085,26 @@
             add.addEventListener("click", () => {
                 if (!picker.value) return;
                 node.value = [...chosen, Number(picker.value)];
+                this.untouched.delete(node);
                 this.changed({ render: true, focus: path + ":value" });
             });
             box.append(list, picker, add);
             return box;
+        }
+
+        // Focus moving from the row to another control outside it; not the focus lost when
+        // the tree is drawn again.
+        touchOnLeaving(row, node) {
+            row.addEventListener("focusout", (event) => {
+                if (event.relatedTarget && !row.contains(event.relatedTarget)) this.touch(node);
+            });
+        }
+
+        // The rows' held-back errors, shown now.
+        touch(...nodes) {
+            let touched = false;
+            for (const node of nodes) touched = this.untouched.delete(node) || touched;
+            if (touched) this.showErrors();
         }
 
         // The catalogue and the preview ------------------------------------------------------
@@ -1187,9 +1226,16 @@
         showOutcome(count, words, errors) {
             this.root.removeAttribute("aria-busy");
             this.errors = { text: this.textarea.value, list: errors };
-            const unplaced = this.mark(errors);
-            const placed = errors.length - unplaced.length;
             this.words.textContent = words;
+            if (!this.showErrors()) this.count.replaceChildren(count);
+        }
+
+        // Show the errors of the previewed rule, if it is still the rule, at their rows and
+        // in the count; return whether there were any.
+        showErrors() {
+            if (this.errors.text !== this.textarea.value) return false;
+            const { unplaced, placed, held } = this.mark(this.errors.list);
+            this.count.classList.toggle("rb-failed", placed + unplaced.length > 0);
             if (unplaced.length) {
                 this.count.textContent = unplaced
                     .map((problem) => this.describe(problem.path, problem.message))
@@ -1199,13 +1245,19 @@
                     placed === 1
                         ? "Fix the condition marked above to count the members."
                         : "Fix the conditions marked above to count the members.";
+            } else if (held) {
+                this.count.textContent =
+                    held === 1
+                        ? "Fill in the new condition to count the members."
+                        : "Fill in the new conditions to count the members.";
             } else {
-                this.count.replaceChildren(count);
+                return false;
             }
-            this.count.classList.toggle("rb-failed", errors.length > 0);
+            return true;
         }
 
-        // Clear the rows' errors, then show these; return those no row takes.
+        // Clear the rows' errors, then show these; return those no row takes, and how many
+        // were shown at a row and held back at a row not yet filled in.
         mark(errors) {
             for (const { row, error, controls } of this.rows.values()) {
                 row.classList.remove("rb-invalid");
@@ -1216,7 +1268,14 @@
                     control.removeAttribute("aria-describedby");
                 }
             }
-            return errors.filter((problem) => !this.place(problem));
+            const outcome = { unplaced: [], placed: 0, held: 0 };
+            for (const problem of errors) {
+                const shown = this.place(problem);
+                if (shown === null) outcome.unplaced.push(problem);
+                else if (shown) outcome.placed++;
+                else outcome.held++;
+            }
+            return outcome;
         }
 
         describe(keys, message) {
@@ -1224,9 +1283,10 @@
             return where ? where + ": " + message : message;
         }
 
-        // Show an error of the preview at the row its path leads to; false if none does.
+        // Show an error of the preview at the row its path leads to: true if shown, false if
+        // held back (the row is not filled in yet), null if no row takes it.
         place(problem) {
-            if (this.mode !== "builder") return false;
+            if (this.mode !== "builder") return null;
             const keys = problem.path;
             let nodes = this.rule;
             let node = null;
@@ -1246,7 +1306,8 @@
                 break;
             }
             const shown = node && this.rows.get(node);
-            if (!shown) return false;
+            if (!shown) return null;
+            if (this.untouched.has(node)) return false;
             const text = this.describe(keys.slice(at), problem.message);
             shown.error.textContent = shown.error.textContent
                 ? shown.error.textContent + " " + text
