@@ -16,7 +16,12 @@ from django.utils.html import format_html_join
 from audiences import services
 from audiences.forms import ConditionsFormField
 from audiences.models import Audience
-from audiences.widgets import RuleBuilderTarget, RuleBuilderWidget, with_rule_builder
+from audiences.widgets import (
+    RuleBuilderTarget,
+    RuleBuilderUrls,
+    RuleBuilderWidget,
+    with_rule_builder,
+)
 from loyalty.admin import ClubFilter, ClubScopedAdmin, ServiceModelForm, adopt
 
 if TYPE_CHECKING:
@@ -54,12 +59,24 @@ class AudienceAdmin(ClubScopedAdmin):
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> type[forms.ModelForm[Any]]:
         form = super().get_form(request, obj, change, **kwargs)
+        urls = self.rule_builder_urls()
+        if urls is None:
+            return form
         builder = RuleBuilderWidget(
             club_id=None if obj is None else obj.club_id,
             target=RuleBuilderTarget("audience", None if obj is None else obj.pk),
+            urls=urls,
             empty="[]",
         )
         return with_rule_builder(form, "conditions", builder)
+
+    def rule_builder_urls(self) -> RuleBuilderUrls | None:
+        """The rule builder's endpoints; None: the conditions are edited as JSON only.
+
+        They are the groups admin's, which registers this admin again with them
+        (``groups.admin.audiences``): audiences know nothing of groups.
+        """
+        return None
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: Audience | None = None

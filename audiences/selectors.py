@@ -9,7 +9,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from audiences.conditions import compile_conditions
 from audiences.models import Audience
-from audiences.services import parse_or_refuse
+from audiences.services import check_conditions
 from loyalty.errors import InvalidParameters
 from loyalty.models import Club
 from members.models import Member, membership_model
@@ -56,13 +56,22 @@ def _impact(club: Club, rule: Q, group_id: int) -> Impact:
     )
 
 
-def preview(*, club: Club, conditions: Any, members_group_id: int | None = None) -> Preview:
+def preview(
+    *,
+    club: Club,
+    conditions: Any,
+    members_group_id: int | None = None,
+    audience_id: int | None = None,
+) -> Preview:
     """How many of the club's members match, and the first ids; nothing is saved.
 
     With ``members_group_id``, also the impact of making these conditions that group's
-    rule: how many would join and leave, with the first ids of each.
+    rule: how many would join and leave, with the first ids of each. The conditions are
+    checked as saving them as that group's rule (or ``audience_id``'s) would check them.
     """
-    node = parse_or_refuse(conditions)
+    node = check_conditions(
+        club.pk, conditions, members_group_id=members_group_id, audience_id=audience_id
+    )
     rule = compile_conditions(node, club_id=club.pk, tz=club.timezone)
     matching = Member.objects.filter(rule)
     return Preview(

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
 
-from audiences.conditions import ConditionError, Node, parse_conditions, referenced_group_ids
+from audiences.conditions import (
+    BRANCH_OPERATORS,
+    ConditionError,
+    Node,
+    parse_conditions,
+    referenced_group_ids,
+)
 from audiences.models import Audience
-from audiences.signals import audience_conditions_changed
+from audiences.signals import audience_conditions_changed, checking_conditions
 from loyalty.errors import InvalidParameters, NotAllowed
 from loyalty.models import Club
 
@@ -53,6 +60,81 @@ def check_group_references(club_id: int, node: Node, field: str) -> set[int]:
     if unknown:
         raise InvalidParameters.field(field, "unknown_members_group", ids=sorted(unknown))
     return ids
+
+
+def check_conditions(
+    club_id: int,
+    conditions: Any,
+    *,
+    members_group_id: int | None = None,
+    audience_id: int | None = None,
+) -> Node:
+    """Parse ``conditions`` and run the checks saving them runs, for a preview: the groups
+    they name are the club's, and as the rule of the group ``members_group_id``, or of the
+    automatic groups following the audience ``audience_id``, they make no cycle (checked by
+    the receivers of ``checking_conditions``: only groups know the dependency graph).
+
+    A refusal of group ids is 422 at each condition naming one (``{"<index>": {"value":
+    ...}}``, nested as the grammar's errors are), so that the builder shows it at its row.
+    """
+    node = parse_or_refuse(conditions)
+    try:
+        check_group_references(club_id, node, "conditions")
+        checking_conditions.send(
+            sender=Audience,
+            club_id=club_id,
+            node=node,
+            members_group_id=members_group_id,
+            audience_id=audience_id,
+        )
+    except InvalidParameters as refusal:
+        located = _at_conditions(refusal, conditions)
+        if located is None:
+            raise
+        raise located from refusal
+    return node
+
+
+# The option of each group-reference refusal that names the group ids at fault.
+FAULTY_IDS = {"unknown_members_group": "ids", "cycle": "members_group_ids"}
+
+
+def _at_conditions(refusal: InvalidParameters, conditions: Any) -> InvalidParameters | None:
+    """The refusal of group ids under ``conditions``, moved to each condition naming one of
+    them; None if it is not such a refusal."""
+    problems = (refusal.details or {}).get("conditions")
+    if not isinstance(problems, list):
+        return None
+    details: dict[str, Any] = {}
+    for problem in problems:
+        option = FAULTY_IDS.get(problem["error"])
+        if option is None:
+            return None
+        faulty = set(problem["options"][option])
+        for path, ids in _group_conditions(conditions, ()):
+            if not ids & faulty:
+                continue
+            options = problem["options"]
+            if option == "ids":
+                options = {**options, "ids": sorted(ids & faulty)}
+            place = details
+            for key in path:
+                place = place.setdefault(key, {})
+            place.setdefault("value", []).append({"error": problem["error"], "options": options})
+    return InvalidParameters(details={"conditions": details}) if details else None
+
+
+def _group_conditions(
+    nodes: list[Any], path: tuple[str, ...]
+) -> Iterator[tuple[tuple[str, ...], set[int]]]:
+    """Each condition of parsed ``nodes`` (a list, as the grammar takes it) that names
+    groups: its path of indexes and keys, and the ids it names (as the engine reads them)."""
+    for index, item in enumerate(nodes):
+        at = (*path, str(index))
+        if item.get("operator") in BRANCH_OPERATORS:
+            yield from _group_conditions(item["conditions"], (*at, "conditions"))
+        elif ids := referenced_group_ids(parse_conditions([item])):
+            yield at, ids
 
 
 def validate_conditions(conditions: Any, club_id: int) -> list[Any]:

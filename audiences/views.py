@@ -106,8 +106,9 @@ class AudienceViewSet(ClubScopedViewSet):
         description="The number of the club's members matching the conditions and the ids "
         "of the first 100, ascending; nothing is saved. With members_group_id, also the "
         "impact of making the conditions that group's rule: how many would join and leave, "
-        "with the first ids of each. Conditions the grammar refuses: 422 with details keyed "
-        "by their index.",
+        "with the first ids of each. Conditions the grammar refuses, naming a group of "
+        "another club (or none), or making a cycle as the rule of members_group_id: 422 "
+        "with details keyed by their index.",
         responses={200: PreviewSerializer},
     )
     @action(detail=False, methods=["post"])

@@ -8,14 +8,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django import forms
-from django.urls import reverse
 
 from audiences.catalogue import grammar
-
-# The builder's endpoints, served by the groups admin (groups.admin.rule_builder): the group
-# picker leaves out the groups that would make a cycle, which only that layer knows.
-CATALOGUE_URL = "admin:groups_membersgroup_rule_catalogue"
-PREVIEW_URL = "admin:groups_membersgroup_preview"
 
 # A string: ModelForm takes type arguments in django-stubs only.
 Form = TypeVar("Form", bound="forms.ModelForm[Any]")
@@ -33,6 +27,17 @@ class RuleBuilderTarget:
     id: int | None
 
 
+@dataclass(frozen=True)
+class RuleBuilderUrls:
+    """Where the builder reads what a rule may name (``catalogue``, GET) and counts and
+    checks the rule (``preview``, POST): endpoints its caller serves and passes in (the
+    groups admin's: the group picker leaves out the groups that would make a cycle, which
+    only that layer knows)."""
+
+    catalogue: str
+    preview: str
+
+
 class RuleBuilderWidget(forms.Textarea):
     """Conditions built as rows and nested groups, read in words and counted as they change.
 
@@ -48,11 +53,14 @@ class RuleBuilderWidget(forms.Textarea):
         *,
         club_id: int | None,
         target: RuleBuilderTarget,
+        urls: RuleBuilderUrls,
         empty: str,
         attrs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(attrs)
         self.config = {
+            "catalogue": urls.catalogue,
+            "preview": urls.preview,
             "club": club_id,
             "target": {"param": target.param, "id": target.id},
             # What an empty builder writes: "" leaves a new group manual, "[]" is a rule
@@ -63,14 +71,17 @@ class RuleBuilderWidget(forms.Textarea):
 
     @property
     def media(self) -> forms.Media:
+        # An ES module, which imports its parts (rule-builder/) itself. (Django takes a
+        # Script among the paths; django-stubs types them as strings only.)
+        module = forms.Script("audiences/rule-builder.js", type="module")
         return forms.Media(
-            css={"all": ["audiences/rule-builder.css"]}, js=["audiences/rule-builder.js"]
+            css={"all": ["audiences/rule-builder.css"]},
+            js=[module],  # type: ignore[list-item]
         )
 
     def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
         context = super().get_context(name, value, attrs)
-        config = {"catalogue": reverse(CATALOGUE_URL), "preview": reverse(PREVIEW_URL)}
-        context["widget"]["config"] = json.dumps({**config, **self.config})
+        context["widget"]["config"] = json.dumps(self.config)
         return context
 
 

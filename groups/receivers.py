@@ -6,8 +6,9 @@ from typing import Any
 
 from django.dispatch import receiver
 
+from audiences.conditions import Node
 from audiences.models import Audience
-from audiences.signals import audience_conditions_changed
+from audiences.signals import audience_conditions_changed, checking_conditions
 from groups import services
 from loyalty.models import Club
 from loyalty.signals import club_created
@@ -53,3 +54,18 @@ def recompute_audience_followers(
     sender: type[Audience], *, audience: Audience, **kwargs: Any
 ) -> None:
     services.recompute_audience_followers(audience=audience)
+
+
+@receiver(checking_conditions, dispatch_uid="groups.check_rule_graph")
+def check_rule_graph(
+    sender: type[Audience],
+    *,
+    club_id: int,
+    node: Node,
+    members_group_id: int | None,
+    audience_id: int | None,
+    **kwargs: Any,
+) -> None:
+    services.check_rule_graph(
+        club_id=club_id, node=node, group_id=members_group_id, audience_id=audience_id
+    )

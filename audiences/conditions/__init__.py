@@ -6,6 +6,7 @@ from audiences.conditions.compiler import (
     uses_relative_dates,
 )
 from audiences.conditions.grammar import (
+    BRANCH_OPERATORS,
     And,
     ConditionError,
     Leaf,
@@ -17,6 +18,7 @@ from audiences.conditions.grammar import (
 )
 
 __all__ = [
+    "BRANCH_OPERATORS",
     "And",
     "ConditionError",
     "Leaf",

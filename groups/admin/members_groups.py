@@ -32,7 +32,7 @@ from django.utils.safestring import SafeString, mark_safe
 from audiences.conditions import referenced_group_ids
 from audiences.widgets import RuleBuilderTarget, RuleBuilderWidget, with_rule_builder
 from groups import selectors, services
-from groups.admin.rule_builder import RuleBuilderAdmin
+from groups.admin.rule_builder import RuleBuilderAdmin, builder_urls
 from groups.charts import size_chart
 from groups.exports import members_csv_response
 from groups.forms import BulkMembersForm, GroupForm, rule_is_editable
@@ -135,6 +135,7 @@ class MembersGroupAdmin(RuleBuilderAdmin):
         builder = RuleBuilderWidget(
             club_id=None if obj is None else obj.club_id,
             target=RuleBuilderTarget("group", None if obj is None else obj.pk),
+            urls=builder_urls(),
             # A new group without conditions is manual; an automatic group keeps a rule.
             empty="" if obj is None else "[]",
         )

@@ -3,10 +3,10 @@
 ``rule-catalogue/`` (GET) says what a rule may name in a club besides the standard fields:
 the property keys and consents found in its members, and the groups a members-group
 condition may pick. ``preview/`` (POST) counts who matches the conditions being edited
-(or, asked not to count, only checks them), says the rule in words, and for a group who
-would join and leave it; a refusal comes back with each error's place in the rule, for the
-builder to show at its row. Both answer JSON, for the clubs the user manages only, and
-save nothing.
+(or, asked not to count, only checks them: as saving would, group references included),
+says the rule in words, and for a group who would join and leave it; a refusal comes back
+with each error's place in the rule, for the builder to show at its row. Both answer JSON,
+for the clubs the user manages only, and save nothing.
 
 They sit in the groups admin, the top layer, because the picker leaves out the groups that
 would make a cycle, which only ``groups.dependencies`` knows; their reads are
@@ -18,14 +18,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.db.models.options import Options
 from django.http import HttpRequest, JsonResponse, QueryDict
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 
 from audiences.catalogue import SAMPLE_MEMBERS, club_fields
-from audiences.conditions import as_condition_list
+from audiences.conditions import as_condition_list, parse_conditions
 from audiences.selectors import preview
-from audiences.services import parse_or_refuse
+from audiences.services import check_conditions
+from audiences.widgets import RuleBuilderUrls
 from groups import selectors
+from groups.models import MembersGroup
 from loyalty.admin import ClubScopedAdmin, admin_id, error_texts, managed_clubs, refusal_messages
 from loyalty.api.fields import UNSTORABLE, unstorable
 from loyalty.errors import DomainError
@@ -39,11 +42,25 @@ BUILDER_PERMISSIONS = [
 ]
 
 
+def url_prefix(opts: Options[Any]) -> str:
+    """The start of the names of a model admin's URLs."""
+    return f"{opts.app_label}_{opts.model_name}"
+
+
+def builder_urls() -> RuleBuilderUrls:
+    """The endpoints that the builder of the group and audience forms alike reads: the
+    members groups admin's (a ``RuleBuilderAdmin``)."""
+    prefix = "admin:" + url_prefix(MembersGroup._meta)
+    return RuleBuilderUrls(
+        catalogue=reverse(f"{prefix}_rule_catalogue"), preview=reverse(f"{prefix}_preview")
+    )
+
+
 class RuleBuilderAdmin(ClubScopedAdmin):
     """A club-scoped admin with the rule builder's two JSON endpoints among its URLs."""
 
     def get_urls(self) -> list[URLPattern]:
-        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        prefix = url_prefix(self.opts)
         urls = [
             path(
                 "preview/", self.admin_site.admin_view(self.preview_view), name=f"{prefix}_preview"
@@ -109,17 +126,23 @@ class RuleBuilderAdmin(ClubScopedAdmin):
             return JsonResponse({"error": "The conditions are not valid JSON."}, status=400)
         if code := unstorable(conditions):
             return JsonResponse({"error": UNSTORABLE[code]}, status=422)
+        group_id = admin_id(request.POST.get("group"))
+        audience_id = admin_id(request.POST.get("audience"))
         try:
-            node = parse_or_refuse(conditions)
             if request.POST.get("count") == "0":
+                node = check_conditions(
+                    club.pk, conditions, members_group_id=group_id, audience_id=audience_id
+                )
                 return JsonResponse({"words": selectors.rule_words(club.pk, node)})
             result = preview(
                 club=club,
                 conditions=conditions,
-                members_group_id=admin_id(request.POST.get("group")),
+                members_group_id=group_id,
+                audience_id=audience_id,
             )
         except DomainError as refusal:
             return _refused(refusal)
+        node = parse_conditions(conditions)
         body: dict[str, Any] = {"count": result.count, "words": selectors.rule_words(club.pk, node)}
         if result.impact is not None:
             body.update(joining=result.impact.joining, leaving=result.impact.leaving)

@@ -39,6 +39,7 @@ from groups.services.member_changes import (
 )
 from groups.services.rules import (
     MembershipDiff,
+    check_rule_graph,
     order_for_recompute,
     recompute_audience_followers,
     recompute_group,
@@ -55,6 +56,7 @@ __all__ = [
     "MembershipDiff",
     "add_member_ids",
     "add_members",
+    "check_rule_graph",
     "create_group",
     "create_system_groups",
     "delete_group",

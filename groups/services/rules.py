@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from audiences.conditions import (
     ConditionError,
+    Node,
     compile_conditions,
     parse_conditions,
     referenced_group_ids,
@@ -103,6 +104,25 @@ def check_graph(group: MembersGroup, references: set[int], field: str) -> None:
     graph[group.pk] = references
     names = dict(MembersGroup.objects.filter(club_id=group.club_id).values_list("id", "name"))
     check_acyclic(graph, names, field)
+
+
+def check_rule_graph(
+    *, club_id: int, node: Node, group_id: int | None = None, audience_id: int | None = None
+) -> None:
+    """Refuse, as saving would (``check_graph``), conditions that would make a cycle as the
+    rule of the automatic group ``group_id`` or of the automatic groups following the
+    audience ``audience_id``."""
+    references = referenced_group_ids(node)
+    if not references or (group_id is None and audience_id is None):
+        return
+    targets = Q()
+    if group_id is not None:
+        targets |= Q(pk=group_id)
+    if audience_id is not None:
+        targets |= Q(audience_id=audience_id)
+    groups = MembersGroup.objects.filter(targets, club_id=club_id, automatic=True)
+    for group in groups.order_by("pk"):
+        check_graph(group, references, "conditions")
 
 
 def recompute_locked(group: MembersGroup, actor: str = "") -> MembershipDiff:

@@ -141,3 +141,92 @@ def test_a_group_change_making_a_cycle_is_422_naming_it_under_the_field_sent(
     }
     first.refresh_from_db()
     assert first.audience.conditions == [in_groups(base.pk)]
+
+
+# The preview runs the checks saving runs, each refusal at the conditions naming the groups.
+
+
+def test_previewing_a_rule_naming_missing_or_foreign_groups_is_422_at_those_conditions(
+    api: APIClient, club: Club, other_club: Club
+) -> None:
+    mine = GroupFactory(club=club)
+    foreign = GroupFactory(club=other_club)
+    rule = [
+        in_groups(mine.pk),
+        {
+            "operator": "or",
+            "conditions": [cond("string", "email", "present"), in_groups(mine.pk, 999_999)],
+        },
+        {"operator": "not", "conditions": [in_groups(foreign.pk)]},
+    ]
+
+    response = api.post("audiences/preview", {"conditions": rule})
+    saved = api.post("audiences", {"name": "Bad", "conditions": rule})
+
+    def unknown(*ids: int) -> dict[str, object]:
+        return {"value": [{"error": "unknown_members_group", "options": {"ids": list(ids)}}]}
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "Invalid parameters",
+        "details": {
+            "conditions": {
+                "1": {"conditions": {"1": unknown(999_999)}},
+                "2": {"conditions": {"0": unknown(foreign.pk)}},
+            }
+        },
+    }
+    # The same check as saving, which names the ids under the field.
+    assert saved.json()["details"] == unknown_groups(foreign.pk, 999_999)
+
+
+def test_previewing_a_rule_for_a_group_that_would_make_a_cycle_is_422_at_its_condition(
+    api: APIClient, club: Club
+) -> None:
+    base = GroupFactory(club=club, name="Base")
+    first = group_services.create_group(
+        club=club, name="First", audience_conditions=[in_groups(base.pk)]
+    )
+    second = group_services.create_group(
+        club=club, name="Second", audience_conditions=[in_groups(first.pk)]
+    )
+    rule = [cond("string", "email", "present"), in_groups(base.pk, second.pk)]
+
+    preview = api.post("audiences/preview", {"conditions": rule, "members_group_id": first.pk})
+    itself = api.post(
+        "audiences/preview", {"conditions": [in_groups(first.pk)], "members_group_id": first.pk}
+    )
+    saved = api.patch(f"members_groups/{first.pk}", {"audience_conditions": rule})
+    elsewhere = api.post("audiences/preview", {"conditions": rule, "members_group_id": base.pk})
+
+    cycle = {
+        "error": "cycle",
+        "options": {
+            "members_group_ids": [first.pk, second.pk, first.pk],
+            "path": f"First ({first.pk}) -> Second ({second.pk}) -> First ({first.pk})",
+        },
+    }
+    assert preview.status_code == 422
+    assert preview.json() == {
+        "error": "Invalid parameters",
+        "details": {"conditions": {"1": {"value": [cycle]}}},
+    }
+    assert saved.json()["details"] == {"audience_conditions": [cycle]}
+    assert itself.json()["details"] == {
+        "conditions": {
+            "0": {
+                "value": [
+                    {
+                        "error": "cycle",
+                        "options": {
+                            "members_group_ids": [first.pk, first.pk],
+                            "path": f"First ({first.pk}) -> First ({first.pk})",
+                        },
+                    }
+                ]
+            }
+        }
+    }
+    # A manual group has no rule to make a cycle of: the impact is counted.
+    assert elsewhere.status_code == 200
+    assert elsewhere.json()["impact"]["members_group_id"] == base.pk

@@ -369,6 +369,8 @@ def test_the_audience_forms_edit_conditions_with_the_builder(
 
     assert added["target"] == {"param": "audience", "id": None}
     assert changed["target"] == {"param": "audience", "id": audience.pk}
+    # The groups admin's endpoints, which it passes in: audiences know nothing of groups.
+    assert (added["catalogue"], added["preview"]) == (catalogue_url(), preview_url())
     assert changed["club"] == club.pk
     assert added["empty"] == changed["empty"] == "[]"
     assert b"rule-builder" not in read_only.content
@@ -429,8 +431,9 @@ def test_a_preview_asked_not_to_count_checks_and_words_the_rule_only(
     good = json.dumps([in_groups(gold.pk)])
     bad = json.dumps([cond("number", "points", "gt", "x")])
 
-    # Session, user, club, the named groups: no count.
-    with django_assert_max_num_queries(4):
+    # Session, user, club, the checks saving runs (the named groups are the club's; the
+    # group edited, to look for a cycle), the named groups' names: no count.
+    with django_assert_max_num_queries(6):
         checked = admin_client.post(
             preview_url(), {"club": club.pk, "group": gold.pk, "count": "0", "conditions": good}
         )
@@ -476,3 +479,66 @@ def test_a_single_condition_object_is_taken_as_the_api_takes_it(
         == [{"operator": "or", "conditions": [cond("string", "email", "match", "gold")]}]
     )
     assert counted.json() == {"count": 1, "words": "email contains 'gold'"}
+
+
+def test_the_preview_refuses_missing_groups_at_their_row_counting_or_not(
+    admin_client: Client, club: Club, other_club: Club
+) -> None:
+    foreign = GroupFactory(club=other_club, name="Theirs")
+    rule = json.dumps(
+        [
+            cond("string", "email", "present"),
+            {"operator": "not", "conditions": [in_groups(foreign.pk)]},
+        ]
+    )
+
+    answers = [
+        admin_client.post(preview_url(), {"club": club.pk, "conditions": rule, **count})
+        for count in ({}, {"count": "0"})
+    ]
+
+    for answer in answers:
+        assert answer.status_code == 422
+        assert answer.json()["errors"] == [
+            {
+                "path": ["1", "conditions", "0", "value"],
+                "message": f"No such members group in this club. (ids: {foreign.pk})",
+            }
+        ]
+
+
+def test_the_preview_refuses_a_cycle_at_its_row_for_a_group_and_for_an_audiences_followers(
+    admin_client: Client, club: Club
+) -> None:
+    audience = audience_services.create_audience(
+        club=club, name="Gold", conditions=[cond("string", "email", "match", "gold")]
+    )
+    follower = services.create_group(club=club, name="Follower", audience_id=audience.pk)
+    reader = services.create_group(
+        club=club, name="Reader", audience_conditions=[in_groups(follower.pk)]
+    )
+    free = GroupFactory(club=club, name="Free")
+    rule = json.dumps(
+        [in_groups(free.pk), cond("string", "email", "present"), in_groups(reader.pk)]
+    )
+
+    for_group = admin_client.post(
+        preview_url(), {"club": club.pk, "group": follower.pk, "conditions": rule}
+    )
+    for_audience = admin_client.post(
+        preview_url(), {"club": club.pk, "audience": audience.pk, "count": "0", "conditions": rule}
+    )
+    for_new_group = admin_client.post(preview_url(), {"club": club.pk, "conditions": rule})
+
+    ids = f"{follower.pk}, {reader.pk}, {follower.pk}"
+    path = f"Follower ({follower.pk}) -> Reader ({reader.pk}) -> Follower ({follower.pk})"
+    cycle = [
+        {
+            "path": ["2", "value"],
+            "message": "These conditions would make a cycle of groups. "
+            f"(members group ids: {ids}; path: {path})",
+        }
+    ]
+    assert for_group.status_code == for_audience.status_code == 422
+    assert for_group.json()["errors"] == for_audience.json()["errors"] == cycle
+    assert for_new_group.json()["count"] == 0

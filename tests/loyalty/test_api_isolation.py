@@ -227,7 +227,14 @@ def test_the_other_clubs_groups_and_audiences_cannot_be_referenced(
             {"error": "unknown_members_group", "options": {"ids": [theirs.group.pk]}}
         ]
     }
-    assert preview.json() == {"count": 0, "member_ids": [], "impact": None}
+    assert preview.status_code == 422
+    assert preview.json()["details"] == {
+        "conditions": {
+            "0": {
+                "value": [{"error": "unknown_members_group", "options": {"ids": [theirs.group.pk]}}]
+            }
+        }
+    }
     assert (snapshot(ours.club), snapshot(theirs.club)) == before
 
 
