@@ -55,6 +55,8 @@ MIDDLEWARE = [
     # counted.
     "loyalty.middleware.RequestLogMiddleware",
     "loyalty.metrics.MetricsMiddleware",
+    # Before anything reads the Host header or the query string.
+    "loyalty.middleware.ApiErrorsInDebugMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "loyalty.middleware.DatabaseTimeoutsMiddleware",
