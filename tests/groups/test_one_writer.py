@@ -22,8 +22,8 @@ WRITER = ROOT / "groups" / "ledger.py"
 TABLES = (Membership._meta.db_table, MembershipEvent._meta.db_table)
 # How code names the two tables and their rows, in SQL placeholders and ORM chains.
 ROWS = re.compile(
-    r"\b(Membership|MembershipEvent)\b|MEMBERSHIP_TABLE|EVENT_TABLE|membership_model\(\)"
-    r"|\.memberships\b|" + "|".join(rf"\b{table}\b" for table in TABLES)
+    r"\b(Membership|MembershipEvent)\b|MEMBERSHIP_TABLE|EVENT_TABLE|\.memberships\b|"
+    + "|".join(rf"\b{table}\b" for table in TABLES)
 )
 # The table written (``COPY (SELECT ...) TO`` reads: a parenthesis is no table).
 SQL_WRITE = re.compile(
@@ -223,7 +223,7 @@ def test_the_ledger_is_where_rows_events_and_counts_are_written() -> None:
         'cursor.execute(f"DELETE FROM {Membership._meta.db_table} WHERE id = %s", [1])',
         'cursor.execute("INSERT INTO groups_membershipevent (kind) VALUES (%s)", ["left"])',
         'cursor.execute(f"UPDATE {GROUP_TABLE} SET members_count = 0")',
-        'cursor.execute(f"TRUNCATE {membership_model()._meta.db_table}")',
+        'cursor.execute(f"TRUNCATE {Membership._meta.db_table}")',
         "Membership.objects.filter(group=group).delete()",
         "MembershipEvent.objects.bulk_create(events)",
         "group.memberships.create(member=member)",
