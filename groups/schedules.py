@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from groups import ledger, services, tasks
 from loyalty.models import Club
-from loyalty.schedule import claim, periodic
+from loyalty.scheduler import claim, periodic
 from members import import_services
 
 logger = logging.getLogger(__name__)

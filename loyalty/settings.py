@@ -194,7 +194,7 @@ LOGGING = {
     },
     "loggers": {
         "django": {"handlers": ["mail_admins"], "level": "INFO"},
-        # The scheduler logs each job's run itself (loyalty.schedule); APScheduler's own
+        # The scheduler logs each job's run itself (loyalty.scheduler); APScheduler's own
         # lines repeat them. Its errors (a job that raised) still show.
         "apscheduler": {"level": "WARNING"},
     },

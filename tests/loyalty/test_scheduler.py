@@ -31,7 +31,7 @@ from groups.models import EventKind, MembershipEvent
 from groups.tasks import recompute_group_task, refresh_relative_date_groups_task
 from groups.webhooks.models import WebhookDelivery
 from loyalty.models import Club
-from loyalty.schedule import add_jobs, discover_jobs
+from loyalty.scheduler import add_jobs, discover_jobs
 from tests.factories import ClubFactory, GroupFactory, MemberFactory, WebhookEndpointFactory
 from tests.helpers import command_output, cond
 from tests.webhook_receiver import Receiver
