@@ -257,7 +257,8 @@ MEMBER_IMPORT_STALE_SECONDS = env.int("MEMBER_IMPORT_STALE_SECONDS", default=300
 # prunes them (0: forever).
 TASK_RESULTS_RETENTION_DAYS = env.int("TASK_RESULTS_RETENTION_DAYS", default=14)
 # A background recomputation still pending this long after it was enqueued is taken to be
-# lost, and the sweeper enqueues it again (a second run of a live one changes nothing).
+# lost, and the scheduler's resume-stalled-work job enqueues it again (a second run of a
+# live one changes nothing).
 RECOMPUTE_STALE_SECONDS = env.int("RECOMPUTE_STALE_SECONDS", default=900)
 
 # Django's task framework (the django-tasks backport): the database backend by default,
