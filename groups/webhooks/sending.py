@@ -98,7 +98,7 @@ def queue_deliveries(
 
 def _enqueue_after_commit(delivery_ids: list[int]) -> None:
     enqueue_after_commit(
-        f"the webhook deliveries {delivery_ids}",
+        f"{len(delivery_ids)} webhook deliveries",
         partial(_enqueue, delivery_ids),
         swept_by="send-webhooks",
     )
