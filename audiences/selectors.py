@@ -10,9 +10,10 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from audiences.conditions import compile_conditions
 from audiences.models import Audience
 from audiences.services import check_conditions
+from groups.models import Membership
 from loyalty.errors import InvalidParameters
 from loyalty.models import Club
-from members.models import Member, membership_model
+from members.models import Member
 
 PREVIEW_MEMBER_IDS = 100
 
@@ -40,11 +41,11 @@ def _first_ids(queryset: QuerySet[Any], field: str) -> list[int]:
 
 
 def _impact(club: Club, rule: Q, group_id: int) -> Impact:
-    # Groups through their audiences' reverse relation, memberships through the member's:
-    # audiences sit below groups and never import them.
+    # The group through its audience's reverse relation: a group of the club that follows
+    # an audience.
     if not Audience.objects.filter(club=club, groups__pk=group_id).exists():
         raise InvalidParameters.field("members_group_id", "not_found")
-    current = membership_model()._default_manager.filter(club=club, group_id=group_id)
+    current = Membership.objects.filter(club=club, group_id=group_id)
     joining = Member.objects.filter(rule).exclude(Exists(current.filter(member_id=OuterRef("pk"))))
     leaving = current.exclude(Exists(Member.objects.filter(rule, pk=OuterRef("member_id"))))
     return Impact(

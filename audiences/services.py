@@ -174,3 +174,25 @@ def delete_audience(*, audience: Audience) -> None:
     if audience.groups.exists():
         raise AudienceInUse()
     audience.delete()
+
+
+# The audiences a group makes for itself (``made_for_group``): a manual group's rule, the
+# rule sent with an automatic group, "All members"'s empty rule. The groups service
+# validates their conditions and recomputes the group itself: nothing is announced.
+
+
+def create_group_audience(*, club: Club, name: str, conditions: list[Any]) -> Audience:
+    """Create the audience a group is made with."""
+    return Audience.objects.create(club=club, name=name, conditions=conditions, made_for_group=True)
+
+
+def set_group_audience_conditions(*, audience: Audience, conditions: list[Any]) -> None:
+    """Change the rule of an audience made for the one group that follows it."""
+    audience.conditions = conditions
+    audience.save(update_fields=["conditions", "updated_at"])
+
+
+def delete_group_audience_if_unused(*, audience: Audience) -> None:
+    """Delete an audience made for a group once no group follows it; keep a client's."""
+    if audience.made_for_group and not audience.groups.exists():
+        audience.delete()

@@ -54,7 +54,8 @@ class MembersGroup(ClubScopedModel):
     # Bumped by every scheduled recomputation, so that only the latest one clears the flag.
     recompute_version = models.PositiveIntegerField(default=0, editable=False)
     # When the latest background recomputation was enqueued: one still pending long after
-    # is taken to be lost (a killed worker) and enqueued again by the sweeper.
+    # is taken to be lost (a killed worker) and enqueued again by the scheduler's
+    # resume-stalled-work job.
     recompute_requested_at = models.DateTimeField(null=True, editable=False)
 
     objects = MembersGroupQuerySet.as_manager()

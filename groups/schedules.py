@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from groups import ledger, services, tasks
 from loyalty.models import Club
-from loyalty.schedule import claim, periodic
+from loyalty.scheduler import claim, periodic, release
 from members import import_services
 
 logger = logging.getLogger(__name__)
@@ -53,10 +53,17 @@ def refresh_relative_dates() -> str:
         today = now.astimezone(ZoneInfo(zone)).date()
         # A day of one time zone is claimed once, whichever scheduler process sees it first
         # (a late or restarted scheduler still refreshes the day it finds undone).
-        if claim(f"relative-dates:{zone}:{today.isoformat()}", hold_for=timedelta(days=2)):
-            for club_id in Club.objects.filter(timezone=zone).values_list("pk", flat=True):
-                tasks.refresh_relative_date_groups_task.enqueue(club_id=club_id)
-                refreshed.append(club_id)
+        day = f"relative-dates:{zone}:{today.isoformat()}"
+        if claim(day, hold_for=timedelta(days=2)):
+            try:
+                for club_id in Club.objects.filter(timezone=zone).values_list("pk", flat=True):
+                    tasks.refresh_relative_date_groups_task.enqueue(club_id=club_id)
+                    refreshed.append(club_id)
+            except Exception:
+                # The queue refused (RQ with its Redis down): the next minute's run tries the
+                # day again (a club refreshed twice changes nothing the second time).
+                release(day)
+                raise
     return f"enqueued the relative-date refresh of {len(refreshed)} club(s)"
 
 

@@ -38,6 +38,7 @@ from groups.serializers import (
 )
 from loyalty.api.filters import QueryFilterBackend
 from loyalty.api.pagination import (
+    MAX_ID,
     PAGE_QUERY,
     SORT_QUERY,
     PageRequest,
@@ -84,7 +85,8 @@ CSV_EXAMPLE = (
 GROUP_MEMBERS_PARAMETERS = [
     OpenApiParameter(
         "after_id",
-        int,
+        # The ids it pages over run from 1 to MAX_ID; 0 starts the walk.
+        {"type": "integer", "minimum": 0, "maximum": MAX_ID},
         description="Key-set walk of a whole group: the members after this id in the sort "
         "order (0 to start, in either direction), at the same cost on every page. Replaces "
         "page_no; the response's pagination_info.next_after_id is the next call's after_id "

@@ -182,6 +182,9 @@ def task_queue(now: datetime) -> Iterator[Metric]:
         labels=["queue"],
     )
     backend = task_backends[DEFAULT_TASK_BACKEND_ALIAS]
+    # Every queue of the backend, at 0 while it is empty: an absent series would read as a
+    # scrape that failed, and alerts on it would not fire.
+    waiting: dict[str, tuple[int, datetime | None]] = dict.fromkeys(backend.queues, (0, None))
     if isinstance(backend, DatabaseBackend):
         # A deferred task (a webhook retry) waits from its run_after, others from enqueueing.
         waiting_since = Case(
@@ -189,18 +192,19 @@ def task_queue(now: datetime) -> Iterator[Metric]:
         )
         ready = DBTaskResult.objects.ready().filter(backend_name=backend.alias).order_by()
         for row in ready.values("queue_name").annotate(tasks=Count("pk"), since=Min(waiting_since)):
-            depth.add_metric([row["queue_name"]], row["tasks"])
-            age.add_metric([row["queue_name"]], seconds_since(row["since"], now))
+            waiting[row["queue_name"]] = (row["tasks"], row["since"])
     elif backend.__class__.__module__.startswith("django_tasks_rq"):
         from django_rq import get_queue
 
-        for name in sorted(backend.queues):
+        for name in backend.queues:
             queue = get_queue(name)
             oldest = queue.get_jobs(0, 1)
             enqueued_at = oldest[0].enqueued_at if oldest else None
             if enqueued_at is not None and enqueued_at.tzinfo is None:
                 enqueued_at = enqueued_at.replace(tzinfo=UTC)  # RQ keeps naive UTC times
-            depth.add_metric([name], queue.count)
-            age.add_metric([name], seconds_since(enqueued_at, now))
+            waiting[name] = (queue.count, enqueued_at)
+    for name, (tasks, since) in sorted(waiting.items()):
+        depth.add_metric([name], tasks)
+        age.add_metric([name], seconds_since(since, now))
     yield depth
     yield age

@@ -11,10 +11,16 @@ from contextlib import ExitStack
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.db import connections
 from django.http import HttpRequest, HttpResponse
 
 from loyalty import reporting
+from loyalty.api.error_responses import (
+    API_PREFIX,
+    api_response_for_exception,
+    suspicious_request,
+)
 from loyalty.logs import request_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -68,6 +74,34 @@ class RequestLogMiddleware:
     ) -> None:
         if club := kwargs.get("loyalty_club_slug"):
             reporting.tag_request(club=club)
+
+
+class ApiErrorsInDebugMiddleware:
+    """Under /v3/ with DEBUG on, answer refusals and errors in the API's error format, as
+    with DEBUG off, where Django's handlers (``handler400/404/500``) are the API's own;
+    Django would show its debug pages instead.
+
+    A view's exceptions come to ``process_exception``. The Host header and the query string
+    are checked here first, since Django reads them lazily, in middleware further in (its
+    debug page reading the query string again would fail the same way).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if settings.DEBUG and request.path.startswith(API_PREFIX):
+            try:
+                request.get_host()
+                request.GET  # noqa: B018 (parsed here to be refused here)
+            except SuspiciousOperation as exc:
+                return suspicious_request(request, exc)
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if settings.DEBUG and request.path.startswith(API_PREFIX):
+            return api_response_for_exception(request, exception)
+        return None
 
 
 class DatabaseTimeoutsMiddleware:

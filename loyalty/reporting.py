@@ -55,6 +55,12 @@ def scrub_event(event: Event, hint: Hint) -> Event:
     return event
 
 
+def report_exception(exc: BaseException) -> None:
+    """Report an error that was handled (and logged) rather than raised, when Sentry is on."""
+    if sentry_sdk.is_initialized():
+        sentry_sdk.capture_exception(exc)
+
+
 def tag_request(**tags: str) -> None:
     """Tag whatever this request reports (its id, its club) when Sentry is on."""
     if sentry_sdk.is_initialized():

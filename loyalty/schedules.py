@@ -11,7 +11,7 @@ from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
-from loyalty.schedule import periodic
+from loyalty.scheduler import periodic
 
 
 @periodic(

@@ -55,6 +55,8 @@ MIDDLEWARE = [
     # counted.
     "loyalty.middleware.RequestLogMiddleware",
     "loyalty.metrics.MetricsMiddleware",
+    # Before anything reads the Host header or the query string.
+    "loyalty.middleware.ApiErrorsInDebugMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "loyalty.middleware.DatabaseTimeoutsMiddleware",
@@ -192,7 +194,7 @@ LOGGING = {
     },
     "loggers": {
         "django": {"handlers": ["mail_admins"], "level": "INFO"},
-        # The scheduler logs each job's run itself (loyalty.schedule); APScheduler's own
+        # The scheduler logs each job's run itself (loyalty.scheduler); APScheduler's own
         # lines repeat them. Its errors (a job that raised) still show.
         "apscheduler": {"level": "WARNING"},
     },
@@ -255,7 +257,8 @@ MEMBER_IMPORT_STALE_SECONDS = env.int("MEMBER_IMPORT_STALE_SECONDS", default=300
 # prunes them (0: forever).
 TASK_RESULTS_RETENTION_DAYS = env.int("TASK_RESULTS_RETENTION_DAYS", default=14)
 # A background recomputation still pending this long after it was enqueued is taken to be
-# lost, and the sweeper enqueues it again (a second run of a live one changes nothing).
+# lost, and the scheduler's resume-stalled-work job enqueues it again (a second run of a
+# live one changes nothing).
 RECOMPUTE_STALE_SECONDS = env.int("RECOMPUTE_STALE_SECONDS", default=900)
 
 # Django's task framework (the django-tasks backport): the database backend by default,

@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from loyalty.api.fields import unstorable
+from loyalty.background import enqueue_after_commit
 from loyalty.db import in_retried_transaction
 from loyalty.errors import InvalidParameters
 from loyalty.models import Club
@@ -117,7 +118,11 @@ def create_import(
         and all(getattr(member_import, name) == value for name, value in fields.items())
     ):
         raise _taken(import_id)
-    transaction.on_commit(partial(_enqueue_run, member_import.pk))
+    enqueue_after_commit(
+        f"the run of import {member_import.import_id!r}",
+        partial(_enqueue_run, member_import.pk),
+        swept_by="resume-stalled-work",
+    )
     return member_import
 
 

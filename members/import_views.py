@@ -36,8 +36,8 @@ from members.models import MemberImport
         "or more than MEMBER_IMPORT_MAX_MEMBERS members, is 422; but the same import sent "
         "again once its run has died (queued or running, and not written for "
         "MEMBER_IMPORT_STALE_SECONDS) is run again from its last committed batch, answered "
-        "202 with the import as it stands. The service's sweeper process resumes such an "
-        "import by itself within a minute of its becoming stale.",
+        "202 with the import as it stands. The service's scheduler resumes such an import "
+        "by itself within a minute of its becoming stale.",
         responses={202: MemberImportSerializer},
     ),
     retrieve=extend_schema(

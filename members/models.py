@@ -86,12 +86,6 @@ class Member(ClubScopedModel):
         return self.email or self.msisdn or f"member {self.pk}"
 
 
-def membership_model() -> type[models.Model]:
-    """The rows of ``Member.memberships`` (a member in a group), reached through the member's
-    reverse relation: the groups app declares them, and the apps below it never import it."""
-    return Member._meta.get_field("memberships").related_model
-
-
 class ImportStatus(models.TextChoices):
     QUEUED = "queued"
     RUNNING = "running"

@@ -9,9 +9,10 @@ from typing import Any
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 
+from groups.models import ALL_MEMBERS_KEY, MembersGroup, Membership
 from loyalty.db import array_param, in_array
 from loyalty.models import Club
-from members.models import Member, membership_model
+from members.models import Member
 from members.normalize import NORMALIZERS, InvalidIdentifier
 
 IDENTIFIER_TYPES = tuple(NORMALIZERS)
@@ -73,21 +74,16 @@ def identified_by(term: str) -> Q:
 def in_any_group(group_ids: Iterable[int]) -> Exists:
     """True for members in any of ``group_ids``, on the membership index ``(club, member)``."""
     return Exists(
-        membership_model()._default_manager.filter(
+        Membership.objects.filter(
             club_id=OuterRef("club_id"), member_id=OuterRef("pk"), group_id__in=list(group_ids)
         )
     )
 
 
-# groups.models.ALL_MEMBERS_KEY, spelled out: members never import groups.
-ALL_MEMBERS_KEY = "all_members"
-
-
 def stored_members_count(club: Club) -> int:
     """How many members the club has, from its "All members" group's exact stored count
-    (``count(*)`` over a club of a million members takes a second), reached through the
-    club's reverse relation to its groups: members never import the groups app."""
-    counts = Club.objects.filter(pk=club.pk, membersgroup__system_key=ALL_MEMBERS_KEY).values_list(
-        "membersgroup__members_count", flat=True
+    (``count(*)`` over a club of a million members takes a second)."""
+    counts = MembersGroup.objects.filter(club=club, system_key=ALL_MEMBERS_KEY).values_list(
+        "members_count", flat=True
     )
     return next(iter(counts), 0)

@@ -44,8 +44,8 @@ from django.db.models.lookups import (
 )
 
 from audiences.conditions.grammar import BUILT_IN_FIELDS, KEY, Leaf, msisdn_fragment
+from groups.models import Membership
 from loyalty import casefold
-from members.models import membership_model
 from members.normalize import InvalidIdentifier, normalize_msisdn
 
 if TYPE_CHECKING:
@@ -348,8 +348,7 @@ BOOLEAN: dict[str, Callable[[Leaf, Context], Condition]] = {
 
 
 def _memberships(ctx: Context) -> Any:
-    # Through the member's reverse relation: the engine never imports the groups app.
-    return membership_model()._default_manager.filter(club_id=ctx.club_id, member_id=OuterRef("pk"))
+    return Membership.objects.filter(club_id=ctx.club_id, member_id=OuterRef("pk"))
 
 
 def _array_any(leaf: Leaf, ctx: Context) -> Condition:

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
+from audiences import services as audience_services
 from audiences.models import Audience
 from audiences.services import check_group_references, parse_or_refuse
 from groups import ledger
@@ -37,7 +38,9 @@ def _audience_for(
     """The audience an automatic group follows, and the groups its rule references.
 
     Given both, the conditions must be that audience's (a group read and sent back whole,
-    or the platform's payload example); the group then follows the audience.
+    or the platform's payload example); the group then follows the audience. Given
+    conditions only, the audience is not saved yet (no pk): the caller creates it through
+    the audiences service once the rule is accepted.
     """
     followed = (
         None if audience_id is None else Audience.objects.filter(club=club, pk=audience_id).first()
@@ -79,15 +82,16 @@ def create_group(
     """
     fields = {"club": club, "name": name, "type": type, "description": description}
     if audience_id is None and audience_conditions is None:
-        audience = Audience.objects.create(club=club, name=name, made_for_group=True)
+        audience = audience_services.create_group_audience(club=club, name=name, conditions=[])
         group = MembersGroup.objects.create(**fields, audience=audience)
-        audience.conditions = membership_rule(group.pk)
-        audience.save(update_fields=["conditions", "updated_at"])
+        audience_services.set_group_audience_conditions(
+            audience=audience, conditions=membership_rule(group.pk)
+        )
         return group
     audience, _references = _audience_for(club, name, audience_id, audience_conditions)
     lock_rules(club.pk, exclusive=True)
     if audience.pk is None:
-        audience.save()
+        audience = _create(audience)
     group = MembersGroup.objects.create(**fields, audience=audience, automatic=True)
     recompute_or_schedule(lock_group(group), actor)
     group.refresh_from_db()
@@ -128,16 +132,17 @@ def update_group(*, group: MembersGroup, actor: str = "", **fields: Any) -> Memb
     # rules' to write.
     group.save(update_fields=["name", "type", "description", "audience", "updated_at"])
     if group.audience_id != followed.pk:
-        _drop_if_unused(followed)
+        audience_services.delete_group_audience_if_unused(audience=followed)
     if new_rule:
         recompute_or_schedule(group, actor)
     return group
 
 
-def _drop_if_unused(audience: Audience) -> None:
-    """Delete an audience made for a group once no group uses it; keep a client's."""
-    if audience.made_for_group and not audience.groups.exists():
-        audience.delete()
+def _create(audience: Audience) -> Audience:
+    """Create the audience ``_audience_for`` described (not saved yet)."""
+    return audience_services.create_group_audience(
+        club=audience.club, name=audience.name, conditions=audience.conditions
+    )
 
 
 def _set_rule(group: MembersGroup, rule_fields: dict[str, Any]) -> bool:
@@ -159,10 +164,11 @@ def _set_rule(group: MembersGroup, rule_fields: dict[str, Any]) -> bool:
         own = group.audience
         if own.made_for_group and not own.groups.exclude(pk=group.pk).exists():
             # The audience made for this group alone: change it in place.
-            own.conditions = audience.conditions
-            own.save(update_fields=["conditions", "updated_at"])
+            audience_services.set_group_audience_conditions(
+                audience=own, conditions=audience.conditions
+            )
             return True
-        audience.save()
+        audience = _create(audience)
     group.audience = audience
     return True
 
@@ -183,15 +189,13 @@ def delete_group(*, group: MembersGroup, source: str, actor: str = "") -> None:
     ledger.empty_group(group, source=source, actor=actor)
     audience = group.audience
     group.delete()
-    _drop_if_unused(audience)
+    audience_services.delete_group_audience_if_unused(audience=audience)
 
 
 @transaction.atomic
 def create_system_groups(*, club: Club) -> None:
     """Give a new club its "All members" group: an automatic group whose rule is empty."""
-    audience = Audience.objects.create(
-        club=club, name="All members", conditions=[], made_for_group=True
-    )
+    audience = audience_services.create_group_audience(club=club, name="All members", conditions=[])
     MembersGroup.objects.create(
         club=club,
         name="All members",

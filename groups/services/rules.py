@@ -33,6 +33,7 @@ from groups import ledger
 from groups.dependencies import check_acyclic, dependants_in_order, dependency_graph, levels
 from groups.models import ALL_MEMBERS_KEY, MembersGroup, Membership, Source
 from groups.services.locking import lock_group, lock_rules
+from loyalty.background import enqueue_after_commit
 from loyalty.db import InArray
 from members.models import Member
 
@@ -154,7 +155,11 @@ def recompute_or_schedule(group: MembersGroup, actor: str = "") -> None:
         recompute_version=group.recompute_version,
         recompute_requested_at=group.recompute_requested_at,
     )
-    transaction.on_commit(partial(_enqueue_recompute, group.pk, group.recompute_version))
+    enqueue_after_commit(
+        f"the recomputation of group {group.pk}",
+        partial(_enqueue_recompute, group.pk, group.recompute_version),
+        swept_by="resume-stalled-work",
+    )
 
 
 def _enqueue_recompute(group_id: int, version: int) -> None:

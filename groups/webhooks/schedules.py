@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from groups.webhooks import sending
-from loyalty.schedule import periodic
+from loyalty.scheduler import periodic
 
 
 @periodic("send-webhooks", every=timedelta(minutes=1), by_hand="python manage.py send_webhooks")

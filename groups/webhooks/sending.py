@@ -22,13 +22,13 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from groups.models import EventKind, MembershipEvent
 from groups.webhooks import outbound
 from groups.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from loyalty.background import enqueue_after_commit
 from loyalty.db import InArray
 
 logger = logging.getLogger(__name__)
@@ -93,9 +93,15 @@ def queue_deliveries(
     if not deliveries:
         return
     created = WebhookDelivery.objects.bulk_create(deliveries)
-    # Robust: the change has committed; a broker that is down must not fail the request.
-    # What is not enqueued then is sent by `send_webhooks`.
-    transaction.on_commit(partial(_enqueue, [delivery.pk for delivery in created]), robust=True)
+    _enqueue_after_commit([delivery.pk for delivery in created])
+
+
+def _enqueue_after_commit(delivery_ids: list[int]) -> None:
+    enqueue_after_commit(
+        f"{len(delivery_ids)} webhook deliveries",
+        partial(_enqueue, delivery_ids),
+        swept_by="send-webhooks",
+    )
 
 
 def _enqueue(delivery_ids: Iterable[int], run_after: datetime | None = None) -> None:
@@ -289,7 +295,7 @@ def resend_deliveries(deliveries: QuerySet[WebhookDelivery]) -> list[int]:
         # The back-off starts again at 30 s.
         attempts=0,
     )
-    transaction.on_commit(partial(_enqueue, ids), robust=True)
+    _enqueue_after_commit(ids)
     return ids
 
 

@@ -13,14 +13,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.core import signals
 from django.core.exceptions import (
+    BadRequest,
     DisallowedHost,
     PermissionDenied,
     RequestDataTooBig,
+    SuspiciousOperation,
     TooManyFieldsSent,
 )
 from django.db import DatabaseError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
+from django.utils.log import log_response
 from django.views import defaults
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -220,6 +225,57 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith(API_PREFIX):
         return json_response(error_body(INTERNAL_ERROR), status=500)
     return defaults.server_error(request)
+
+
+def suspicious_request(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
+    """The 400 for a request Django finds suspicious (too many fields, a bad Host), logged
+    to Django's security logger as Django logs it."""
+    if isinstance(exc, RequestDataTooBig | TooManyFieldsSent):
+        # The body cannot be read again: a second read would raise the same error.
+        request._mark_post_parse_error()  # type: ignore[attr-defined]
+    response = bad_request(request, exc)
+    log_response(
+        str(exc),
+        exception=exc,
+        request=request,
+        response=response,
+        level="error",
+        logger=logging.getLogger(f"django.security.{type(exc).__name__}"),
+    )
+    return response
+
+
+def api_response_for_exception(request: HttpRequest, exc: Exception) -> HttpResponse | None:
+    """What the views above answer for an exception under /v3/, logged and signalled as
+    Django's own handling does; for the DEBUG mode, where Django answers with its debug
+    pages instead of calling them. None for what Django answers alike in both modes.
+
+    Called inside the ``except`` block that caught ``exc`` (``server_error`` reads it).
+    """
+    if isinstance(exc, Http404):
+        return not_found(request, exc)
+    if isinstance(exc, BadRequest):
+        response = bad_request(request, exc)
+        log_response(
+            "%s: %s", str(exc), request.path, response=response, request=request, exception=exc
+        )
+        return response
+    if isinstance(exc, SuspiciousOperation):
+        return suspicious_request(request, exc)
+    if isinstance(exc, PermissionDenied | MultiPartParserError):
+        return None
+    # Error reports (Sentry, the ADMINS' email) hear of it as of any unhandled error.
+    signals.got_request_exception.send(sender=None, request=request)
+    response = server_error(request)
+    log_response(
+        "%s: %s",
+        response.reason_phrase,
+        request.path,
+        response=response,
+        request=request,
+        exception=exc,
+    )
+    return response
 
 
 class ErrorSerializer(serializers.Serializer[Any]):

@@ -10,9 +10,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from groups.models import Membership
 from loyalty.db import pg_array
 from loyalty.models import Club
-from members.models import Member, membership_model
+from members.models import Member
 from members.services import JSON_FIELDS, MEMBER_FIELDS
 
 MEMBER_TABLE = Member._meta.db_table
@@ -43,8 +44,7 @@ def refresh_statistics() -> None:
     read the whole club, every batch, and the import slows down as the club grows. Only the
     club and group columns are sampled: about a second on a table of two million members.
     """
-    # Through the member's reverse relation: members never import the groups app.
-    membership = membership_model()._meta.db_table
+    membership = Membership._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {MEMBER_TABLE} (club_id)")
         cursor.execute(f"ANALYZE {membership} (club_id, group_id)")

@@ -90,6 +90,8 @@ def test_the_runtime_lock_carries_neither_rq_nor_dev_tools() -> None:
         assert package not in runtime, package
     assert {"rq", "django-rq", "django-tasks-rq"} <= set(rq)
     assert "pytest" not in rq
+    # WhiteNoise writes and serves Brotli copies of the static files only with it.
+    assert "brotli" in runtime
     # One resolution: the smaller locks take the versions of the full one.
     assert all(dev[name] == version for name, version in {**runtime, **rq}.items())
 

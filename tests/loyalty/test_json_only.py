@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from groups import services as group_services
 from groups.models import MembersGroup
 from loyalty.api.renderers import json_bytes
 from loyalty.models import Club
@@ -128,3 +129,47 @@ def test_a_400_outside_drf_is_written_like_one_of_drf(api: ClubClient) -> None:
     assert (too_many.status_code, not_json.status_code) == (400, 400)
     written_by_the_api(too_many)
     written_by_the_api(not_json)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_refusals_and_errors_outside_drf_are_json_with_debug_on_or_off(
+    api: ClubClient, settings: Any, monkeypatch: pytest.MonkeyPatch, debug: bool
+) -> None:
+    settings.DEBUG = debug
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    api.raise_request_exception = False
+
+    def explode(**kwargs: Any) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(group_services, "create_group", explode)
+
+    too_many = api.get("members_groups?" + "&".join(f"x{n}=1" for n in range(limit + 1)))
+    bad_host = api.get("members_groups", HTTP_HOST="evil.example")
+    bad_host_unknown_path = api.get("no_such_thing", HTTP_HOST="evil.example")
+    crashed = api.post("members_groups", {"name": "Boom"}, format="json")
+
+    assert too_many.status_code == 400
+    assert written_by_the_api(too_many) == {
+        "error": f"Too many query parameters (at most {limit})."
+    }
+    assert (bad_host.status_code, bad_host_unknown_path.status_code) == (400, 400)
+    assert written_by_the_api(bad_host) == {"error": "Invalid Host header."}
+    assert written_by_the_api(bad_host_unknown_path) == {"error": "Invalid Host header."}
+    assert crashed.status_code == 500
+    assert written_by_the_api(crashed) == {"error": "Internal server error"}
+    # Reported as unhandled (got_request_exception, which error reports hear), as with DEBUG off.
+    api.raise_request_exception = True
+    with pytest.raises(RuntimeError, match="secret internals"):
+        api.post("members_groups", {"name": "Boom"}, format="json")
+
+
+def test_with_debug_on_pages_outside_the_api_keep_djangos_debug_page(
+    client: Client, settings: Any
+) -> None:
+    settings.DEBUG = True
+
+    response = client.get("/admin/", HTTP_HOST="evil.example")
+
+    assert response.status_code == 400
+    assert "DisallowedHost" in response.content.decode()

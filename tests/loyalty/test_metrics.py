@@ -163,6 +163,28 @@ def test_the_task_queue_depth_and_its_oldest_tasks_wait(settings: Any) -> None:
     assert value(samples, "members_groups_task_queue_oldest_seconds", queue="default") == 600
 
 
+@pytest.mark.parametrize(
+    "backend",
+    [
+        {"BACKEND": "django_tasks_db.DatabaseBackend"},
+        {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]},
+        {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"},
+    ],
+)
+def test_an_empty_task_queue_is_reported_at_zero_not_left_out(
+    settings: Any, backend: dict[str, Any]
+) -> None:
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/12"
+    redis.Redis.from_url(url).flushdb()
+    settings.TASKS = {"default": backend}
+    settings.RQ_QUEUES = {"default": {"URL": url}}
+
+    samples = scrape()
+
+    for name in ("members_groups_task_queue_depth", "members_groups_task_queue_oldest_seconds"):
+        assert samples[(name, (("queue", "default"),))] == 0
+
+
 def test_the_rq_queue_depth_is_read_from_redis(settings: Any) -> None:
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/12"
     server = redis.Redis.from_url(url)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 import time_machine
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -31,7 +32,7 @@ from groups.models import EventKind, MembershipEvent
 from groups.tasks import recompute_group_task, refresh_relative_date_groups_task
 from groups.webhooks.models import WebhookDelivery
 from loyalty.models import Club
-from loyalty.schedule import add_jobs, discover_jobs
+from loyalty.scheduler import add_jobs, discover_jobs
 from tests.factories import ClubFactory, GroupFactory, MemberFactory, WebhookEndpointFactory
 from tests.helpers import command_output, cond
 from tests.webhook_receiver import Receiver
@@ -167,6 +168,25 @@ def test_two_schedulers_run_each_job_once_in_each_of_its_periods(
         assert two_schedulers.move_to(when) == Counter(EVERY_MINUTE | also), when
 
     # The club's day was refreshed once, in its first minute, by one of the two.
+    assert enqueued(refresh_relative_date_groups_task) == [{"club_id": club.pk}]
+
+
+def test_a_relative_date_refresh_the_queue_refused_is_tried_again_the_next_minute(
+    settings: Any,
+) -> None:
+    cache.clear()  # the claims, which outlive a test's other rows
+    club = ClubFactory(timezone="UTC")
+    # The RQ backend with nothing listening where its Redis should be.
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:1/0"}}
+
+    with time_machine.travel(START, tick=False), pytest.raises(redis.ConnectionError):
+        command_output("run_scheduler", "--run", "relative-dates")
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    with time_machine.travel(START + timedelta(minutes=1), tick=False):
+        output = command_output("run_scheduler", "--run", "relative-dates")
+
+    assert output == "relative-dates: enqueued the relative-date refresh of 1 club(s)\n"
     assert enqueued(refresh_relative_date_groups_task) == [{"club_id": club.pk}]
 
 

@@ -14,6 +14,8 @@ from django.test import Client
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
+from loyalty.api.pagination import MAX_ID
+
 PREFIX = "/v3/{loyalty_club_slug}/"
 # Every operation, by the operationId chosen for it.
 OPERATIONS = {
@@ -227,6 +229,12 @@ def test_list_parameters_are_documented_as_generators_send_them(schema: dict[str
         members
     )
     assert {"after_id", "page_no", "per_page", "properties"} <= set(group_members)
+    # Bounded like the ids it pages over (from 0, which starts the walk).
+    assert group_members["after_id"]["schema"] == {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_ID,
+    }
     # A default would be sent by generated clients, and page_no with after_id is refused.
     assert "default" not in group_members["page_no"]["schema"]
     properties = group_members["properties"]

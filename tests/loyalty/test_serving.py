@@ -23,6 +23,7 @@ from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory, override_settings
 from django.urls import path
+from whitenoise.compress import Compressor
 
 from loyalty import health
 from loyalty.api import error_responses as exceptions
@@ -294,6 +295,22 @@ def test_the_docs_and_the_admin_load_their_static_files_with_debug_off(
         response = client.get(url, HTTP_ACCEPT_ENCODING="gzip")
         assert response.status_code == 200, url
         assert "max-age" in response["Cache-Control"], url
+
+
+def test_static_files_are_served_brotli_compressed_to_who_accepts_it(
+    collected: Path, settings: Any
+) -> None:
+    # The copy collectstatic writes with the production storage (brotli installed).
+    Compressor(quiet=True).compress(str(collected / "admin" / "js" / "core.js"))
+    settings.DEBUG = False
+    settings.STATIC_ROOT = collected
+    client = Client()
+
+    brotli = client.get("/static/admin/js/core.js", HTTP_ACCEPT_ENCODING="br, gzip")
+    plain = client.get("/static/admin/js/core.js")
+
+    assert (brotli.status_code, brotli["Content-Encoding"]) == (200, "br")
+    assert "Content-Encoding" not in plain
 
 
 # Production settings --------------------------------------------------------------------------

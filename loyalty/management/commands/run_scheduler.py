@@ -8,7 +8,7 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from loyalty.schedule import add_jobs, discover_jobs
+from loyalty.scheduler import add_jobs, discover_jobs
 
 
 class Command(BaseCommand):

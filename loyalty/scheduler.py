@@ -119,6 +119,11 @@ def claim(key: str, hold_for: timedelta) -> bool:
     return False
 
 
+def release(key: str) -> None:
+    """Give a claim up, so that the next run (of any scheduler process) may take it."""
+    cache.delete(CLAIM_PREFIX + key)
+
+
 def run_claimed(job: Job) -> bool:
     """Run the job unless another scheduler process has claimed its current period; return
     whether it ran here."""
