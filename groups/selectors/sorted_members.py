@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, QuerySet
-from django.db.models.expressions import OrderBy
+from django.db.models import Exists, OuterRef, QuerySet
 
 from groups.models import ALL_MEMBERS_KEY, MembersGroup, Membership
 from groups.selectors.group_members import MembersPage, member_ids_at
-from loyalty.api.pagination import SortKey, order_by, sorted_by
+from loyalty.api.pagination import SortKey, page_in_order, sorted_by
 from members.models import Member
 
 
@@ -77,16 +76,8 @@ def _walked_page(
 ) -> list[Member]:
     """The page read in the first key's order from the club's index on that field
     (``(club, created_at, id)``, ``(club, updated_at, id)``, or the unique ``(club, email)``
-    and ``(club, msisdn)`` of the members that have one), each member probed for membership
-    on ``(club, group, member)``.
-
-    A field that can be empty sorts its empty values last either way: the members with a
-    value come first, walked on the partial unique index, then those without, by the other
-    keys and id. The walk orders by the field without ``NULLS LAST``, which it does not
-    need having left them out, and which would keep the index from serving a descending
-    walk (read backwards, an index gives the empty values first).
-    """
-    first, rest = keys[0], keys[1:]
+    and ``(club, msisdn)`` of the members that have one; see ``page_in_order``), each
+    member probed for membership on the index ``(club, group, member)``."""
     members = Member.objects.filter(club_id=group.club_id).filter(
         Exists(
             Membership.objects.filter(
@@ -94,24 +85,4 @@ def _walked_page(
             )
         )
     )
-    if not Member._meta.get_field(first.field).null:
-        return list(sorted_by(members, keys)[offset : offset + per_page])
-    field = F(first.field)
-    walk: OrderBy = field.desc() if first.descending else field.asc()
-    ordering = [walk, *(order_by(Member, key) for key in _with_id(rest))]
-    valued = members.filter(**{f"{first.field}__isnull": False}).order_by("club_id", *ordering)
-    page = list(valued[offset : offset + per_page])
-    if len(page) == per_page:
-        return page
-    # The members with a value are all behind this page: the rest comes from those without.
-    valued_before = offset + len(page) if page or offset == 0 else valued.count()
-    skip = offset + len(page) - valued_before
-    empty = sorted_by(members.filter(**{f"{first.field}__isnull": True}), rest)
-    return page + list(empty[skip : skip + per_page - len(page)])
-
-
-def _with_id(keys: Sequence[SortKey]) -> list[SortKey]:
-    """``keys`` then id, as ``sorted_by`` orders: a total order."""
-    if any(key.field == "id" for key in keys):
-        return list(keys)
-    return [*keys, SortKey("id", descending=False)]
+    return page_in_order(members, keys, offset=offset, limit=per_page)

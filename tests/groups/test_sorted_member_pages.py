@@ -65,17 +65,20 @@ def expected(members: list[Member], keys: list[tuple[str, bool]]) -> list[int]:
 
 
 def walk(api: APIClient, group: MembersGroup, query: str, per_page: int) -> list[int]:
-    """Every page by page_no, checking each page's pagination_info on the way."""
+    """Every page of the group's members by page_no."""
+    return pages(api, f"members_groups/{group.pk}/members?{query}", group.members_count, per_page)
+
+
+def pages(api: APIClient, path: str, total: int, per_page: int) -> list[int]:
+    """Every page of ``path`` by page_no, checking each page's pagination_info on the way."""
     ids: list[int] = []
-    total_pages = -(-group.members_count // per_page)
+    total_pages = -(-total // per_page)
     for page_no in range(1, total_pages + 2):
-        response = api.get(
-            f"members_groups/{group.pk}/members?{query}&per_page={per_page}&page_no={page_no}"
-        )
+        response = api.get(f"{path}&per_page={per_page}&page_no={page_no}")
         assert response.status_code == 200, response.json()
         body: dict[str, Any] = response.json()
         info = body["pagination_info"]
-        assert info["total_count"] == group.members_count
+        assert info["total_count"] == total
         assert info["total_pages"] == total_pages
         assert info["is_out_of_range"] == (page_no > total_pages)
         ids += [m["id"] for m in body["members"]]
@@ -141,3 +144,25 @@ def test_a_sorted_page_of_a_large_group_leaves_out_non_members_and_other_clubs(
     assert first["pagination_info"]["total_count"] == 9
     # Descending, the 6 emails come first, then the 3 without one by id.
     assert [m["id"] for m in last["members"]] == [made[1].pk]
+
+
+@pytest.mark.parametrize("keys", SORTS, ids=lambda keys: "+".join(f"{f}:{d}" for f, d in keys))
+def test_the_members_list_sorted_pages_the_same_with_empty_values_last(
+    api: APIClient, club: Club, made: list[Member], keys: Any
+) -> None:
+    few = GroupFactory(club=club)
+    inside = made[:5]  # one of the empty emails, one of the empty msisdns
+    services.add_member_ids(
+        group=few, member_ids=[m.pk for m in inside], source="api", actor="test"
+    )
+    query = "&".join(
+        f"sort_by[]={field}&sort_directions[]={'desc' if descending else 'asc'}"
+        for field, descending in keys
+    )
+
+    # Pages of 3 and 4 cross from the values to the empty ones mid-page, pages of 1 and 2
+    # also start past the values.
+    for per_page in (1, 2, 3, 4, 10):
+        assert pages(api, f"members?{query}", len(made), per_page) == expected(made, keys)
+        in_few = pages(api, f"members?members_group_ids[]={few.pk}&{query}", 5, per_page)
+        assert in_few == expected(inside, keys), per_page
