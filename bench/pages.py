@@ -71,6 +71,12 @@ SELECT m.* FROM members_member m WHERE m.club_id = %(club)s AND EXISTS (
     WHERE s.club_id = %(club)s AND s.group_id = %(group)s AND s.member_id = m.id
 ) {valued} ORDER BY {order} LIMIT {per_page} OFFSET %(offset)s
 """
+ID_PAGE = f"""
+SELECT m.* FROM (
+    SELECT member_id FROM groups_membership WHERE club_id = %(club)s AND group_id = %(group)s
+    ORDER BY member_id LIMIT {PER_PAGE}
+) p JOIN members_member m ON m.club_id = %(club)s AND m.id = p.member_id ORDER BY m.id
+"""
 # Every member of the bench club has an email and an msisdn: walked on their unique
 # indexes, which hold only the members that have one (the plans must agree, checked below).
 NULLABLE = ("email", "msisdn")
@@ -165,6 +171,21 @@ def sorted_pages(
         print(f"      raw plans: {others}")
 
 
+def id_page(
+    client: Client, token: str, conn: psycopg.Connection, group: MembersGroup, runs: int
+) -> None:
+    """The first page by id, beside its raw SQL: the same request path, for reference."""
+    params = {"club": group.club_id, "group": group.pk}
+    floor_s, floor_ids = median_of(
+        lambda: [row[0] for row in conn.execute(ID_PAGE, params).fetchall()], runs
+    )
+    path = f"members_groups/{group.pk}/members"
+    query = {"per_page": PER_PAGE}
+    api_s, body = median_of(lambda: api_get(client, token, path, query), runs)
+    assert [member["id"] for member in body["members"]] == floor_ids
+    report("  by id (reference), page 1", api_s, "raw SQL (membership index)", floor_s)
+
+
 def club_list_sorted(
     client: Client, token: str, conn: psycopg.Connection, group: MembersGroup, runs: int
 ) -> None:
@@ -230,6 +251,7 @@ def main(club_slug: str = CLUB_SLUG, runs: int = 5) -> None:
         client = Client()
         for group in groups:
             print(f"\n{group} ({group.members_count:,} members), pages of {PER_PAGE}")
+            id_page(client, raw, conn, group, runs)
             sorted_pages(client, raw, conn, group, runs)
             club_list_sorted(client, raw, conn, group, runs)
             pages_at(client, raw, conn, group, runs)
