@@ -166,3 +166,37 @@ def test_the_members_list_sorted_pages_the_same_with_empty_values_last(
         assert pages(api, f"members?{query}", len(made), per_page) == expected(made, keys)
         in_few = pages(api, f"members?members_group_ids[]={few.pk}&{query}", 5, per_page)
         assert in_few == expected(inside, keys), per_page
+
+
+def test_the_members_list_of_groups_counts_each_member_once(
+    api: APIClient, club: Club, other_club: Club, made: list[Member]
+) -> None:
+    blue, green = GroupFactory(club=club), GroupFactory(club=club)
+    theirs = GroupFactory(club=other_club)
+    services.add_member_ids(
+        group=blue, member_ids=[m.pk for m in made[:4]], source="api", actor="test"
+    )
+    services.add_member_ids(
+        group=green, member_ids=[m.pk for m in made[2:6]], source="api", actor="test"
+    )
+    services.add_member_ids(
+        group=theirs,
+        member_ids=[MemberFactory(club=other_club).pk],
+        source="api",
+        actor="test",
+    )
+
+    def total(query: str) -> int:
+        response = api.get(f"members?{query}")
+        assert response.status_code == 200, response.json()
+        info: dict[str, Any] = response.json()["pagination_info"]
+        assert info["total_count"] == len(response.json()["members"])
+        return int(info["total_count"])
+
+    assert total(f"members_group_ids[]={blue.pk}&members_group_ids[]={green.pk}") == 6
+    assert total(f"members_group_ids[0]={green.pk}") == 4
+    assert total(f"members_group_ids[]={theirs.pk}") == 0
+    assert total(f"members_group_ids[]={blue.pk}&members_group_ids[]={theirs.pk}") == 4
+    # With another filter, the members that match both are counted.
+    assert total(f"members_group_ids[]={blue.pk}&email=d@x.io") == 1
+    assert api.get("members?members_group_ids[]=0").status_code == 422
