@@ -3,8 +3,9 @@
 Two plans give the same page. A group that is a large share of its club is best read by
 walking the club's index on the first field, in order, and probing each member for
 membership: a page costs about (offset + page) x club / group probes. A small group is best
-sorted whole: its size. The plan is chosen from the stored counts, so that neither depends
-on the planner's guess of how a group spreads over the club.
+sorted whole: its size. Which of the two queries is sent is chosen from the stored counts
+(the planner's guess of a group's share of the club from its statistics can be stale); the
+plans are those PostgreSQL picks for each query (bench/pages.py measures them).
 """
 
 from __future__ import annotations
