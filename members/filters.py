@@ -74,7 +74,7 @@ class MemberFilterSet(QueryFilterSet):
         """The ids ``members_group_ids`` names when it is the only filter ``data`` gives
         (and they are valid; the filter itself refuses them otherwise), else None."""
         names = {p.name for p in cls.parameters()}
-        if {key.partition("[")[0] for key in data} & names != {"members_group_ids"}:
+        if ({key.partition("[")[0] for key in data} & names) != {"members_group_ids"}:
             return None
         try:
             return [positive_integer(value) for value in data.getlist("members_group_ids")]
