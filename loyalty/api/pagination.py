@@ -318,10 +318,19 @@ def with_id(keys: Sequence[SortKey]) -> list[SortKey]:
     return [*keys, SortKey("id", descending=False)]
 
 
+def by_club(keys: Sequence[SortKey]) -> OrderBy:
+    """The club, first, as every index of a club's rows starts with it (one club per list),
+    in the first key's direction: a list reads its club as ``club_id = ANY(...)``
+    (``ClubScopedViewSet.get_queryset``), so the club stays in the order, and an index
+    read backwards for a descending key gives the club descending too."""
+    club = F("club_id")
+    return club.desc() if keys and keys[0].descending else club.asc()
+
+
 def sorted_by(queryset: QuerySet[Any], keys: Sequence[SortKey]) -> QuerySet[Any]:
     """A club's rows in the order of ``keys``, then by id."""
-    # The club first, as every index of a club's rows starts with it (one club per list).
-    return queryset.order_by("club_id", *(order_by(queryset.model, key) for key in with_id(keys)))
+    keys = with_id(keys)
+    return queryset.order_by(by_club(keys), *(order_by(queryset.model, key) for key in keys))
 
 
 def page_in_order(
@@ -344,7 +353,7 @@ def page_in_order(
     field = F(first.field)
     walk = field.desc() if first.descending else field.asc()
     valued = queryset.filter(**{f"{first.field}__isnull": False}).order_by(
-        "club_id", walk, *(order_by(model, key) for key in keys[1:])
+        by_club(keys), walk, *(order_by(model, key) for key in keys[1:])
     )
     page = list(valued[offset : offset + limit])
     if len(page) == limit:
