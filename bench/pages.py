@@ -210,6 +210,21 @@ def club_list_sorted(
     report("  members?members_group_ids[]= by email", api_s, f"count + {best}", plans[best][0])
 
 
+def club_list(client: Client, token: str, conn: psycopg.Connection, club: Club, runs: int) -> None:
+    """The club's members list (no filter) sorted by email, descending: page 1."""
+    sql = (
+        "SELECT m.* FROM members_member m WHERE m.club_id = %(club)s AND m.email IS NOT NULL "
+        f"ORDER BY m.email DESC LIMIT {PER_PAGE}"
+    )
+    floor_s, floor_ids = median_of(
+        lambda: [row[0] for row in conn.execute(sql, {"club": club.pk}).fetchall()], runs
+    )
+    query = {"per_page": PER_PAGE, "sort_by[]": "email", "sort_directions[]": "desc"}
+    api_s, body = median_of(lambda: api_get(client, token, "members", query), runs)
+    assert [member["id"] for member in body["members"]] == floor_ids
+    report("  members? by email desc, page 1", api_s, "raw SQL (walk club)", floor_s)
+
+
 def pages_at(
     client: Client, token: str, conn: psycopg.Connection, group: MembersGroup, runs: int
 ) -> None:
@@ -249,6 +264,8 @@ def main(club_slug: str = CLUB_SLUG, runs: int = 5) -> None:
     )
     try:
         client = Client()
+        print(f"\nThe members list of {club.slug} ({members:,} members)")
+        club_list(client, raw, conn, club, runs)
         for group in groups:
             print(f"\n{group} ({group.members_count:,} members), pages of {PER_PAGE}")
             id_page(client, raw, conn, group, runs)
