@@ -21,7 +21,8 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--updates", type=int, default=30)
     parser.add_argument(
-        "--only", choices=["api", "automatic", "imports", "load", "admin", "ledger", "webhooks"]
+        "--only",
+        choices=["api", "automatic", "imports", "load", "admin", "ledger", "webhooks", "pages"],
     )
     parser.add_argument("--import-members", type=int, default=1_000_000)
     parser.add_argument(
@@ -52,6 +53,8 @@ def main() -> None:
         django_shell("from bench.admin_pages import main; main()")
     if args.only in (None, "ledger"):
         django_shell(f"from bench.ledger import main; main(runs={args.runs})")
+    if args.only in (None, "pages"):
+        django_shell(f"from bench.pages import main; main(runs={args.runs})")
     if args.only in (None, "webhooks"):
         django_shell("from bench.webhooks import main; main()")
 

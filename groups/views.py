@@ -205,10 +205,11 @@ class MembersGroupViewSet(ClubScopedViewSet):
         operation_id="list_group_members",
         summary="List a group's members",
         description="Sorted by id, or by the sort_by[] fields then id. By id alone, pages "
-        "walk the membership index, by page_no or by after_id; by another field, the group's "
-        "members are sorted (a page costs the sort of the group), and after_id cannot be "
-        "given. total_count is the group's stored members_count (with at: the number of "
-        "members then); with member filters (as on the members list), the number of the "
+        "walk the membership index, by page_no or by after_id; by another field, a large "
+        "group's pages walk the club's members in that order and a small group's members "
+        "are sorted, and after_id cannot be given. total_count is the group's stored "
+        "members_count (with at: the number of members then); with member filters (as on "
+        "the members list), the number of the "
         "group's members that match them, counted.",
         parameters=GROUP_MEMBERS_PARAMETERS,
     )

@@ -8,8 +8,16 @@ from typing import TypeVar
 from django.db.models import Model, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
+from django.http import QueryDict
 
-from loyalty.api.filters import IdsFilter, KeyedFilter, QueryFilter, QueryFilterSet, SearchFilter
+from loyalty.api.filters import (
+    IdsFilter,
+    KeyedFilter,
+    QueryFilter,
+    QueryFilterSet,
+    SearchFilter,
+    positive_integer,
+)
 from loyalty.api.query import BadValue
 from members import selectors
 from members.normalize import InvalidIdentifier, normalize_email, normalize_msisdn
@@ -60,6 +68,18 @@ class MemberFilterSet(QueryFilterSet):
         help_text="Email, msisdn, first_name or last_name contains this, whatever the case "
         "(every alphabet).",
     )
+
+    @classmethod
+    def groups_alone(cls, data: QueryDict) -> list[int] | None:
+        """The ids ``members_group_ids`` names when it is the only filter ``data`` gives
+        (and they are valid; the filter itself refuses them otherwise), else None."""
+        names = {p.name for p in cls.parameters()}
+        if ({key.partition("[")[0] for key in data} & names) != {"members_group_ids"}:
+            return None
+        try:
+            return [positive_integer(value) for value in data.getlist("members_group_ids")]
+        except BadValue:
+            return None
 
     def filter_properties(
         self, queryset: QuerySet[_M, _R], name: str, value: dict[str, list[str]]

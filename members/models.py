@@ -73,6 +73,11 @@ class Member(ClubScopedModel):
             ),
         ]
         indexes = [
+            # Pages of a large group sorted by these fields walk them in order, probing each
+            # member for membership (groups.selectors.sorted_members); email and msisdn
+            # walk their unique constraints.
+            models.Index(fields=["club", "created_at", "id"], name="member_club_created_idx"),
+            models.Index(fields=["club", "updated_at", "id"], name="member_club_updated_idx"),
             # Whether any of a club's members came from a file (imports look the rest up by
             # email, msisdn or id): one key per club, so each new entry goes at the end.
             models.Index(

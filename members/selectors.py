@@ -72,12 +72,31 @@ def identified_by(term: str) -> Q:
 
 
 def in_any_group(group_ids: Iterable[int]) -> Exists:
-    """True for members in any of ``group_ids``, on the membership index ``(club, member)``."""
-    return Exists(
-        Membership.objects.filter(
-            club_id=OuterRef("club_id"), member_id=OuterRef("pk"), group_id__in=list(group_ids)
-        )
+    """True for members in any of ``group_ids``: a probe of the membership index
+    ``(club, group, member)``.
+
+    The groups' clubs are read first and given as values: compared with the member's club,
+    the planner could not seek the groups' rows and read every club's memberships (130 ms
+    for a group of 1,000 beside 2,000,000 memberships). A membership is in its member's
+    club (its foreign keys), so a group of another club matches none of this club's members.
+    """
+    ids = list(group_ids)
+    clubs = list(
+        MembersGroup.objects.filter(pk__in=ids).values_list("club_id", flat=True).distinct()
     )
+    return Exists(
+        Membership.objects.filter(club_id__in=clubs, group_id__in=ids, member_id=OuterRef("pk"))
+    )
+
+
+def members_in_groups_count(club: Club, group_ids: list[int]) -> int:
+    """How many of the club's members are in any of ``group_ids``: their memberships'
+    distinct members, counted on the index ``(club, group, member)`` alone. A membership's
+    member is in its club (its foreign keys), so no member row needs reading: counted
+    through the members, a group of 100,000 took 0.3 to 1.1 s, mostly a scan of the club."""
+    memberships = Membership.objects.filter(club_id=club.pk, group_id__in=group_ids)
+    count: int = memberships.values("member_id").distinct().count()
+    return count
 
 
 def stored_members_count(club: Club) -> int:

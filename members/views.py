@@ -73,6 +73,8 @@ class MemberViewSet(ClubScopedViewSet):
         if not MemberFilterSet.given(self.query):
             # Every member of the club: the stored count is exact and needs no count(*).
             self.total_count = selectors.stored_members_count(self.club)
+        elif (group_ids := MemberFilterSet.groups_alone(self.query)) is not None:
+            self.total_count = selectors.members_in_groups_count(self.club, group_ids)
         return self.paginated(self.get_queryset())
 
     def create(self, request: Request, loyalty_club_slug: str) -> Response:

@@ -1,6 +1,7 @@
 """Reads over members groups beyond one queryset method, one module per question.
 
 - ``group_members``: who is in a group (pages, now or at a moment, and how many);
+- ``sorted_members``: a page of a group's members sorted by member fields;
 - ``member_groups``: which groups a member is in, and the groups staff choose from;
 - ``history``: a group's size over time, its joins and leaves, its events;
 - ``rules``: a group's rule explained for a member or in words, the groups it reads or is
@@ -17,7 +18,6 @@ from groups.selectors.group_members import (
     group_members_page,
     in_group,
     members_with_join_times,
-    sorted_group_members_page,
     stored_members_total,
 )
 from groups.selectors.history import (
@@ -43,6 +43,7 @@ from groups.selectors.rules import (
     rule_group_choices,
     rule_words,
 )
+from groups.selectors.sorted_members import sorted_group_members_page
 
 __all__ = [
     "IntervalStats",

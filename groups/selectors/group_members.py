@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +9,6 @@ from typing import Any
 from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Sum, Value, When
 
 from groups.models import ALL_MEMBERS_KEY, EventKind, MembersGroup, Membership, MembershipEvent
-from loyalty.api.pagination import SortKey, sorted_by
 from loyalty.models import Club
 from members.models import Member
 from members.selectors import identified_by
@@ -25,7 +23,7 @@ class MembersPage:
     is_first: bool
 
 
-def _member_ids_at(group: MembersGroup, at: datetime) -> QuerySet[Any]:
+def member_ids_at(group: MembersGroup, at: datetime) -> QuerySet[Any]:
     """The ids of the group's members at ``at``, rebuilt from its events: a member was in
     the group when its joins up to then outnumber its leaves (they alternate)."""
     net = Sum(Case(When(kind=EventKind.JOINED, then=Value(1)), default=Value(-1)))
@@ -44,7 +42,7 @@ def filtered_group_members_count(
     memberships: QuerySet[Any] = (
         Membership.objects.filter(club_id=group.club_id, group_id=group.pk)
         if at is None
-        else _member_ids_at(group, at)
+        else member_ids_at(group, at)
     )
     return memberships.filter(member_id__in=only.values("pk")).count()
 
@@ -54,7 +52,7 @@ def group_members_count_at(*, group: MembersGroup, at: datetime) -> int:
 
     A member's events alternate, starting with a join (pruning keeps that: see
     ``ledger.prune_events``), so each member's events up to ``at`` add up to 1 (in) or 0
-    (out), and their sum over the group is the count of ``_member_ids_at``. One plain
+    (out), and their sum over the group is the count of ``member_ids_at``. One plain
     aggregate over the group's events up to ``at``, with no grouping per member: 0.15-0.3 s
     over 2,000,000 events where grouping took 0.6-4 s (bench/ledger.py).
     """
@@ -93,7 +91,7 @@ def group_members_page(
             club_id=group.club_id, group_id=group.pk
         )
     else:
-        memberships = _member_ids_at(group, at)
+        memberships = member_ids_at(group, at)
     if only is not None:
         memberships = memberships.filter(member_id__in=only.values("pk"))
     after = "member_id__lt" if descending else "member_id__gt"
@@ -116,33 +114,6 @@ def group_members_page(
         next_after_id=page_ids[-1] if more else None,
         is_first=is_first,
     )
-
-
-def sorted_group_members_page(
-    *,
-    group: MembersGroup,
-    keys: Sequence[SortKey],
-    per_page: int,
-    offset: int,
-    at: datetime | None = None,
-    only: QuerySet[Member] | None = None,
-) -> MembersPage:
-    """One page of a group's members in the order of ``keys`` (member fields), then by id.
-
-    Unlike the pages by id, which walk the membership index, the group's members are
-    sorted here: a page costs the sort of the group, not of a page.
-    """
-    if at is None:
-        member_ids: QuerySet[Any] = Membership.objects.filter(
-            club_id=group.club_id, group_id=group.pk
-        ).values("member_id")
-    else:
-        member_ids = _member_ids_at(group, at).values("member_id")
-    members = (only if only is not None else Member.objects.filter(club_id=group.club_id)).filter(
-        pk__in=member_ids
-    )
-    page = list(sorted_by(members, keys)[offset : offset + per_page])
-    return MembersPage(members=page, next_after_id=None, is_first=offset == 0)
 
 
 def members_with_join_times(

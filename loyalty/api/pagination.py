@@ -247,7 +247,13 @@ class ClubPagination(BasePagination):
         total = getattr(view, "total_count", None)
         total = queryset.count() if total is None else total
         self.info = pagination_info(total_count=total, page=page)
-        ids = list(queryset.values_list("pk", flat=True)[page.offset : page.offset + page.per_page])
+        pks = queryset.values_list("pk", flat=True)
+        if SortOrder in view.filter_backends:
+            # Sorted by ``sort_by[]``: read in that order (see ``page_in_order``).
+            keys = sort_keys(view.query, view.sortable_fields)
+            ids = page_in_order(pks, keys, offset=page.offset, limit=page.per_page)
+        else:
+            ids = list(pks[page.offset : page.offset + page.per_page])
         return list(queryset.filter(pk__in=ids)) if ids else []
 
     def get_paginated_response(self, data: Any) -> Response:
@@ -305,12 +311,58 @@ def order_by(model: type[Model], key: SortKey) -> OrderBy:
     return field.desc(nulls_last=nulls_last) if key.descending else field.asc(nulls_last=nulls_last)
 
 
+def with_id(keys: Sequence[SortKey]) -> list[SortKey]:
+    """``keys``, then id unless they name it: a total order, so that pages never overlap."""
+    if any(key.field == "id" for key in keys):
+        return list(keys)
+    return [*keys, SortKey("id", descending=False)]
+
+
+def by_club(keys: Sequence[SortKey]) -> OrderBy:
+    """The club, first, as every index of a club's rows starts with it (one club per list),
+    in the first key's direction: a list reads its club as ``club_id = ANY(...)``
+    (``ClubScopedViewSet.get_queryset``), so the club stays in the order, and an index
+    read backwards for a descending key gives the club descending too."""
+    club = F("club_id")
+    return club.desc() if keys and keys[0].descending else club.asc()
+
+
 def sorted_by(queryset: QuerySet[Any], keys: Sequence[SortKey]) -> QuerySet[Any]:
     """A club's rows in the order of ``keys``, then by id."""
-    if not any(key.field == "id" for key in keys):
-        keys = [*keys, SortKey("id", descending=False)]  # a total order: pages never overlap
-    # The club first, as every index of a club's rows starts with it (one club per list).
-    return queryset.order_by("club_id", *(order_by(queryset.model, key) for key in keys))
+    keys = with_id(keys)
+    return queryset.order_by(by_club(keys), *(order_by(queryset.model, key) for key in keys))
+
+
+def page_in_order(
+    queryset: QuerySet[_M, _R], keys: Sequence[SortKey], *, offset: int, limit: int
+) -> list[_R]:
+    """Rows ``offset`` to ``offset + limit`` of ``queryset`` in the order of ``sorted_by``.
+
+    When the first key's field can be empty (empty values sort last either way), the rows
+    with a value are read first, then those without. The first part is ordered by the field
+    without ``NULLS LAST``, which it does not need having left the empty values out, so that
+    the club's index on the field (a unique constraint on the rows that have one) serves it
+    in both directions: read backwards, an index gives the empty values first, and
+    PostgreSQL would sort the club's rows instead of walking it.
+    """
+    keys = with_id(keys)
+    first = keys[0]
+    model = queryset.model
+    if first.field == "id" or not model._meta.get_field(first.field).null:
+        return list(sorted_by(queryset, keys)[offset : offset + limit])
+    field = F(first.field)
+    walk = field.desc() if first.descending else field.asc()
+    valued = queryset.filter(**{f"{first.field}__isnull": False}).order_by(
+        by_club(keys), walk, *(order_by(model, key) for key in keys[1:])
+    )
+    page = list(valued[offset : offset + limit])
+    if len(page) == limit:
+        return page
+    # Every row with a value is before this page's end: the rest are rows without one.
+    valued_before = offset + len(page) if page or offset == 0 else valued.count()
+    skip = offset + len(page) - valued_before
+    empty = sorted_by(queryset.filter(**{f"{first.field}__isnull": True}), keys[1:])
+    return page + list(empty[skip : skip + limit - len(page)])
 
 
 class SortOrder(BaseFilterBackend):

@@ -1,0 +1,91 @@
+"""Sorted pages of a large group, and of the members list, walk the club's index on the
+field (backwards for a descending key) instead of sorting the group or the club: the plan
+PostgreSQL picks for each page's query, read through the HTTP API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from rest_framework.test import APIClient
+
+from groups.models import MembersGroup
+from loyalty.models import Club
+
+pytestmark = pytest.mark.django_db
+
+MEMBERS = 3000
+
+
+@pytest.fixture
+def big_club(club: Club, tmp_path: Path) -> Club:
+    path = tmp_path / "members.csv"
+    path.write_text(
+        "email,msisdn\n" + "".join(f"p{n}@example.com,{4740000000 + n}\n" for n in range(MEMBERS))
+    )
+    call_command("import_members", club.slug, str(path), stdout=StringIO())
+    with connection.cursor() as cursor:
+        # Written by hand: an import stamps a batch's members with one time.
+        cursor.execute(
+            "UPDATE members_member SET created_at = now() - id * interval '1 minute', "
+            "updated_at = now() - ((id * 7) %% 1000) * interval '1 minute' WHERE club_id = %s",
+            [club.pk],
+        )
+        cursor.execute("ANALYZE members_member")
+        cursor.execute("ANALYZE groups_membership")
+    return club
+
+
+@contextmanager
+def page_plans() -> Iterator[list[str]]:
+    """The plans of the statements that read a page in a sort order (with a LIMIT: the
+    members list then fetches those rows by id)."""
+    plans: list[str] = []
+
+    def explain(execute: Callable[..., Any], sql: str, params: Any, *args: Any) -> Any:
+        if sql.startswith("SELECT") and 'FROM "members_member"' in sql and " LIMIT " in sql:
+            with connection.cursor() as cursor:
+                cursor.execute(f"EXPLAIN {sql}", params)
+                plans.append("\n".join(row[0] for row in cursor.fetchall()))
+        return execute(sql, params, *args)
+
+    with connection.execute_wrapper(explain):
+        yield plans
+
+
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        ("sort_by[]=email", "Scan using member_club_email_uniq"),
+        (
+            "sort_by[]=email&sort_directions[]=desc",
+            "Scan Backward using member_club_email_uniq",
+        ),
+        (
+            "sort_by[]=msisdn&sort_directions[]=desc",
+            "Scan Backward using member_club_msisdn_uniq",
+        ),
+        ("sort_by[]=created_at", "Scan using member_club_created_idx"),
+        (
+            "sort_by[]=updated_at&sort_directions[]=desc",
+            "Scan Backward using member_club_updated_idx",
+        ),
+    ],
+)
+def test_sorted_pages_walk_the_fields_index(
+    api: APIClient, big_club: Club, all_members: MembersGroup, query: str, index: str
+) -> None:
+    for path in (f"members_groups/{all_members.pk}/members", "members"):
+        with page_plans() as plans:
+            response = api.get(f"{path}?{query}&per_page=10&page_no=2")
+
+        assert response.status_code == 200
+        assert len(response.json()["members"]) == 10
+        assert len(plans) == 1, plans
+        assert index in plans[0], plans[0]
