@@ -51,8 +51,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(workers: int = 2) -> Iterator[str]:
+def live_server(workers: int = 2, **environment: str) -> Iterator[str]:
     """Serve the app as in production: gunicorn, DEBUG off, persistent DB connections."""
+    with gunicorn_server(workers, **environment) as (base, _server):
+        yield base
+
+
+@contextmanager
+def gunicorn_server(
+    workers: int = 2, **environment: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``live_server``, also giving gunicorn's master process (its workers are its children);
+    ``environment`` overrides the server's settings."""
     port = free_port()
     env = {
         **os.environ,
@@ -61,6 +71,7 @@ def live_server(workers: int = 2) -> Iterator[str]:
         "API_RATE_LIMIT": "100000/min",
         "CONN_MAX_AGE": "60",
         "LOG_LEVEL": "WARNING",
+        **environment,
     }
     server = subprocess.Popen(
         [
@@ -89,7 +100,7 @@ def live_server(workers: int = 2) -> Iterator[str]:
                 break
             except OSError:
                 time.sleep(0.2)
-        yield base
+        yield base, server
     finally:
         server.terminate()
         server.wait(timeout=10)

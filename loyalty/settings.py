@@ -284,6 +284,9 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
     CACHES["default"]["BACKEND"] = "loyalty.cache.DatabaseCache"
     # Culling past MAX_ENTRIES would drop live counters: keep room for every active token.
     CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 100_000)
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # Counts a request in one round trip (loyalty.cache).
+    CACHES["default"]["BACKEND"] = "loyalty.cache.RedisCache"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "loyalty.api.authentication.ClubTokenAuthentication",
