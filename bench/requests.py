@@ -103,6 +103,10 @@ def run(club_id: int, members: int, count: int, top: int) -> None:
 
 def main(club_id: int, members: int, count: int, top: int) -> None:
     setup_django(**SERVER_ENV)
+    # The requests sent in this process log as in production, but their lines go nowhere.
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 (for the process's life)
     # The load benchmark's groups, made on its first run; this imports Django's models.
     from bench.load import PREFIX, _config, ensure_groups
 
@@ -320,9 +324,6 @@ def _phases(clock: PhaseClock) -> Iterator[None]:
 def _profile(token: str, plan: dict[str, list[Request]], top: int) -> None:
     """Each kind's CPU per request in this process, by phase; ``top`` > 0 adds cProfile's
     functions of most own time."""
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 (for the process's life)
     client = _client(token)
     table: dict[str, Counter[str]] = {}
     for name, requests in plan.items():
