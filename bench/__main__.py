@@ -54,6 +54,12 @@ def main() -> None:
         default=0,
         help="Also print cProfile's N functions of most own time for each kind of request.",
     )
+    parser.add_argument(
+        "--requests-phases",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Profile the requests by phase after measuring them (--only requests).",
+    )
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/members-groups-bench"))
     args = parser.parse_args()
     if args.only in (None, "imports"):
@@ -68,7 +74,7 @@ def main() -> None:
     if args.only in (None, "load"):
         load.run(club_id, args.members, args.load_users, args.load_seconds, args.load_wait)
     if args.only in (None, "requests"):
-        requests.run(club_id, args.members, args.requests, args.requests_top)
+        requests.run(club_id, args.members, args.requests, args.requests_top, args.requests_phases)
     if args.only in (None, "admin"):
         # In its own process: it runs Django against the bench database.
         django_shell("from bench.admin_pages import main; main()")

@@ -94,14 +94,14 @@ KINDS = (
 )
 
 
-def run(club_id: int, members: int, count: int, top: int) -> None:
+def run(club_id: int, members: int, count: int, top: int, phases: bool) -> None:
     """Run ``main`` in a process of its own: it sets Django up with the server's settings."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "loyalty.settings", "PYTHONPATH": str(ROOT)}
-    code = f"from bench.requests import main; main({club_id}, {members}, {count}, {top})"
+    code = f"from bench.requests import main; main({club_id}, {members}, {count}, {top}, {phases})"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
 
 
-def main(club_id: int, members: int, count: int, top: int) -> None:
+def main(club_id: int, members: int, count: int, top: int, phases: bool) -> None:
     setup_django(**SERVER_ENV)
     # The requests sent in this process log as in production, but their lines go nowhere.
     for handler in logging.getLogger().handlers:
@@ -136,7 +136,8 @@ def main(club_id: int, members: int, count: int, top: int) -> None:
         print(f"{kind.name}: {statements[kind.name]:.1f} statements per request", flush=True)
         report(f"  CPU per request, {kind.name}", cpu[kind.name], "its SQL alone", sql[kind.name])
         report(f"  CPU per request, {kind.name}", cpu[kind.name], "target", kind.target)
-    _profile(config["token"], plan, top)
+    if phases:
+        _profile(config["token"], plan, top)
 
 
 def _cpu_seconds(process: psutil.Process) -> float:
@@ -274,6 +275,8 @@ class PhaseClock:
 
 # Where each phase is timed: (module, class, attribute, phase).
 PHASES = (
+    # Outermost: what no phase below takes (Django's handler, middleware, URL resolving).
+    ("django.core.handlers.base", "BaseHandler", "get_response", "Django and middleware"),
     ("rest_framework.views", "APIView", "dispatch", "view and ORM"),
     ("rest_framework.views", "APIView", "perform_authentication", "authentication"),
     ("rest_framework.views", "APIView", "check_throttles", "throttle"),
@@ -330,8 +333,7 @@ def _profile(token: str, plan: dict[str, list[Request]], top: int) -> None:
         clock = PhaseClock()
         with _phases(clock):
             for request in requests:
-                with clock.phase("Django, middleware and the rest"):
-                    _send(client, request)
+                _send(client, request)
         table[name] = clock.totals
         if top:
             profiler = cProfile.Profile()
