@@ -51,7 +51,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(workers: int = 2, **environment: str) -> Iterator[str]:
+def live_server(workers: int | None = 2, **environment: str) -> Iterator[str]:
     """Serve the app as in production: gunicorn, DEBUG off, persistent DB connections."""
     with gunicorn_server(workers, **environment) as (base, _server):
         yield base
@@ -59,10 +59,11 @@ def live_server(workers: int = 2, **environment: str) -> Iterator[str]:
 
 @contextmanager
 def gunicorn_server(
-    workers: int = 2, **environment: str
+    workers: int | None = 2, **environment: str
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``live_server``, also giving gunicorn's master process (its workers are its children);
-    ``environment`` overrides the server's settings."""
+    ``workers`` None leaves their number to gunicorn.conf.py, ``environment`` overrides the
+    server's settings."""
     port = free_port()
     env = {
         **os.environ,
@@ -81,8 +82,7 @@ def gunicorn_server(
             "loyalty.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
+            *([] if workers is None else ["--workers", str(workers)]),
             "--timeout",
             "600",
         ],

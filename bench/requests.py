@@ -3,8 +3,8 @@
 Four kinds of request on the bench club and the load benchmark's groups (``bench/load.py``):
 show a group, a page of 100 of a group's members, a list of 100 groups, and a PATCH of a
 member's properties (re-evaluating the club's automatic groups). Each kind is sent N times,
-one at a time, to gunicorn with one sync worker, whose CPU time (user + system, from
-/proc) before and after gives the CPU per request. Beside it: the statements the same
+one at a time, to gunicorn with one sync worker, whose CPU time (the scheduler's count,
+to the nanosecond) before and after gives the CPU per request. Beside it: the statements the same
 requests run (captured in this process through Django's test client), replayed bare by
 psycopg and timed, and the issue's target. Then where the CPU goes: the same requests in
 this process, each phase's CPU time (``time.thread_time``) counted apart.
@@ -48,7 +48,7 @@ SERVER_ENV = {
 WARM_UP = 20
 ROUNDS = 5
 CAPTURED = 20  # requests of each kind whose statements are captured and replayed
-REPLAY_ROUNDS = 3
+REPLAY_ROUNDS = 5
 
 Request = tuple[str, str, Any]  # method, path under /v3/<club>/, JSON body
 
@@ -143,8 +143,14 @@ def main(club_id: int, members: int, count: int, top: int, phases: bool) -> None
 
 
 def _cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
+    """The CPU time of ``process`` so far, to the nanosecond: the scheduler's count of each
+    of its threads (/proc/<pid>/task/<tid>/schedstat), where /proc's user and system times
+    count in ticks of 10 ms."""
+    total = 0
+    for thread in process.threads():
+        with open(f"/proc/{process.pid}/task/{thread.id}/schedstat") as stat:
+            total += int(stat.read().split()[0])
+    return total / 1e9
 
 
 def _server_cpu(

@@ -103,7 +103,8 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Statement and lock timeouts of web requests on PostgreSQL (0: none), set once on each
 # connection a web request opens (loyalty.middleware.DatabaseTimeoutsMiddleware): commands
-# and the task worker never run it, so long recomputes and imports are not cut. Over either: 503 with Retry-After.
+# and the task worker never run it, so long recomputes and imports are not cut. Over either:
+# 503 with Retry-After.
 DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=30_000)
 DB_LOCK_TIMEOUT_MS = env.int("DB_LOCK_TIMEOUT_MS", default=5_000)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
