@@ -60,6 +60,12 @@ def main() -> None:
         default=True,
         help="Profile the requests by phase after measuring them (--only requests).",
     )
+    parser.add_argument(
+        "--requests-baseline",
+        type=Path,
+        help="Another checkout of the project (with its .venv), e.g. of main, served beside "
+        "this one: its CPU per request is printed as the baseline (--only requests).",
+    )
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/members-groups-bench"))
     args = parser.parse_args()
     if args.only in (None, "imports"):
@@ -74,7 +80,14 @@ def main() -> None:
     if args.only in (None, "load"):
         load.run(club_id, args.members, args.load_users, args.load_seconds, args.load_wait)
     if args.only in (None, "requests"):
-        requests.run(club_id, args.members, args.requests, args.requests_top, args.requests_phases)
+        requests.run(
+            club_id,
+            args.members,
+            args.requests,
+            args.requests_top,
+            args.requests_phases,
+            args.requests_baseline,
+        )
     if args.only in (None, "admin"):
         # In its own process: it runs Django against the bench database.
         django_shell("from bench.admin_pages import main; main()")

@@ -24,10 +24,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -95,14 +96,24 @@ KINDS = (
 )
 
 
-def run(club_id: int, members: int, count: int, top: int, phases: bool) -> None:
+def run(
+    club_id: int, members: int, count: int, top: int, phases: bool, baseline: Path | None
+) -> None:
     """Run ``main`` in a process of its own: it sets Django up with the server's settings."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "loyalty.settings", "PYTHONPATH": str(ROOT)}
-    code = f"from bench.requests import main; main({club_id}, {members}, {count}, {top}, {phases})"
+    other = None if baseline is None else str(baseline.resolve())
+    code = (
+        f"from bench.requests import main; "
+        f"main({club_id}, {members}, {count}, {top}, {phases}, {other!r})"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
 
 
-def main(club_id: int, members: int, count: int, top: int, phases: bool) -> None:
+def main(
+    club_id: int, members: int, count: int, top: int, phases: bool, baseline: str | None
+) -> None:
+    """Measure, print, profile; ``baseline`` names another checkout of the project served
+    beside this one, whose CPU per request is printed as a baseline too."""
     setup_django(**SERVER_ENV)
     # The requests sent in this process log as in production, but their lines go nowhere.
     for handler in logging.getLogger().handlers:
@@ -123,7 +134,8 @@ def main(club_id: int, members: int, count: int, top: int, phases: bool) -> None
     rng = random.Random(19)
     plan = {kind.name: [kind.requests(rng, config) for _ in range(count)] for kind in KINDS}
     warm = {kind.name: [kind.requests(rng, config) for _ in range(WARM_UP)] for kind in KINDS}
-    cpu = _server_cpu(config["token"], plan, warm)
+    checkouts = [ROOT] if baseline is None else [ROOT, Path(baseline)]
+    cpu, *other = _server_cpu(config["token"], plan, warm, checkouts)
     statements, sql = _statements(config["token"], plan)
     print(
         f"\nCPU per request: gunicorn, 1 sync worker, {count} requests of each kind one at a "
@@ -138,6 +150,10 @@ def main(club_id: int, members: int, count: int, top: int, phases: bool) -> None
         print(f"{kind.name}: {statements[kind.name]:.1f} statements per request", flush=True)
         report(f"  CPU per request, {kind.name}", cpu[kind.name], "its SQL alone", sql[kind.name])
         report(f"  CPU per request, {kind.name}", cpu[kind.name], "target", kind.target)
+        for cpu_there in other:
+            report(
+                f"  CPU per request, {kind.name}", cpu[kind.name], "baseline", cpu_there[kind.name]
+            )
     if phases:
         _profile(config["token"], plan, top)
 
@@ -154,25 +170,38 @@ def _cpu_seconds(process: psutil.Process) -> float:
 
 
 def _server_cpu(
-    token: str, plan: dict[str, list[Request]], warm: dict[str, list[Request]]
-) -> dict[str, float]:
-    with gunicorn_server(1, **SERVER_ENV) as (base, server):
-        (worker,) = psutil.Process(server.pid).children()
-        api = ApiClient(base, CLUB_SLUG, token)
-        for requests in warm.values():
-            for method, path, body in requests:
-                api.call(method, path, body)
-        # In rounds, each kind in turn: the median round of a kind is spared the bursts of
-        # other work on a shared machine.
-        rounds: dict[str, list[float]] = {name: [] for name in plan}
+    token: str,
+    plan: dict[str, list[Request]],
+    warm: dict[str, list[Request]],
+    checkouts: list[Path],
+) -> list[dict[str, float]]:
+    """CPU per request of each kind, for each checkout, served side by side."""
+    with ExitStack() as stack:
+        servers = []
+        for root in checkouts:
+            base, server = stack.enter_context(gunicorn_server(1, root, SERVER_ENV))
+            (worker,) = psutil.Process(server.pid).children()
+            servers.append((worker, ApiClient(base, CLUB_SLUG, token)))
+        for _worker, api in servers:
+            for requests in warm.values():
+                for method, path, body in requests:
+                    api.call(method, path, body)
+        # In rounds, each kind in turn and the checkouts in alternating order: the median
+        # round of each is spared the bursts of other work on a shared machine.
+        rounds: list[dict[str, list[float]]] = [{name: [] for name in plan} for _ in servers]
         for round_ in range(ROUNDS):
             for name, requests in plan.items():
                 batch = requests[round_::ROUNDS]
-                before = _cpu_seconds(worker)
-                for method, path, body in batch:
-                    api.call(method, path, body)
-                rounds[name].append((_cpu_seconds(worker) - before) / len(batch))
-        return {name: statistics.median(times) for name, times in rounds.items()}
+                order = range(len(servers)) if round_ % 2 == 0 else reversed(range(len(servers)))
+                for index in order:
+                    worker, api = servers[index]
+                    before = _cpu_seconds(worker)
+                    for method, path, body in batch:
+                        api.call(method, path, body)
+                    rounds[index][name].append((_cpu_seconds(worker) - before) / len(batch))
+        return [
+            {name: statistics.median(times) for name, times in served.items()} for served in rounds
+        ]
 
 
 def _client(token: str) -> Any:
@@ -248,7 +277,7 @@ class PhaseClock:
     """CPU time (this thread's) per phase of a request; a nested phase's time is its own."""
 
     def __init__(self) -> None:
-        self.totals: Counter[str] = Counter()
+        self.totals: dict[str, float] = defaultdict(float)
         self.stack: list[str] = []
         self.mark = 0.0
 
@@ -340,7 +369,7 @@ def _profile(token: str, plan: dict[str, list[Request]], top: int) -> None:
     """Each kind's CPU per request in this process, by phase; ``top`` > 0 adds cProfile's
     functions of most own time."""
     client = _client(token)
-    table: dict[str, Counter[str]] = {}
+    table: dict[str, dict[str, float]] = {}
     for name, requests in plan.items():
         clock = PhaseClock()
         with _phases(clock):
