@@ -47,9 +47,9 @@ SERVER_ENV = {
     "GUNICORN_MAX_REQUESTS": "0",
 }
 WARM_UP = 20
-ROUNDS = 5
+ROUNDS = 6  # even: side by side, each checkout goes first as often
 CAPTURED = 20  # requests of each kind whose statements are captured and replayed
-REPLAY_ROUNDS = 5
+REPLAY_ROUNDS = 6  # even: side by side, each checkout goes first as often
 
 Request = tuple[str, str, Any]  # method, path under /v3/<club>/, JSON body
 
@@ -131,11 +131,13 @@ def main(
         name__startswith=PREFIX
     ).delete()
     config = _config(club_id, members, first_id, max_wait=0)
-    rng = random.Random(19)
-    plan = {kind.name: [kind.requests(rng, config) for _ in range(count)] for kind in KINDS}
-    warm = {kind.name: [kind.requests(rng, config) for _ in range(WARM_UP)] for kind in KINDS}
     checkouts = [ROOT] if baseline is None else [ROOT, Path(baseline)]
-    cpu, *other = _server_cpu(config["token"], plan, warm, checkouts)
+    # Each checkout its own requests, drawn alike: the same PATCH sent twice would change
+    # nothing the second time.
+    plans = [_plan(random.Random(19 + n), config, count) for n in range(len(checkouts))]
+    plan = plans[0]
+    warm = _plan(random.Random(0), config, WARM_UP)
+    cpu, *other = _server_cpu(config["token"], plans, warm, checkouts)
     statements, sql = _statements(config["token"], plan)
     print(
         f"\nCPU per request: gunicorn, 1 sync worker, {count} requests of each kind one at a "
@@ -169,9 +171,13 @@ def _cpu_seconds(process: psutil.Process) -> float:
     return total / 1e9
 
 
+def _plan(rng: random.Random, config: dict[str, Any], count: int) -> dict[str, list[Request]]:
+    return {kind.name: [kind.requests(rng, config) for _ in range(count)] for kind in KINDS}
+
+
 def _server_cpu(
     token: str,
-    plan: dict[str, list[Request]],
+    plans: list[dict[str, list[Request]]],
     warm: dict[str, list[Request]],
     checkouts: list[Path],
 ) -> list[dict[str, float]]:
@@ -188,17 +194,17 @@ def _server_cpu(
                     api.call(method, path, body)
         # In rounds, each kind in turn and the checkouts in alternating order: the median
         # round of each is spared the bursts of other work on a shared machine.
-        rounds: list[dict[str, list[float]]] = [{name: [] for name in plan} for _ in servers]
+        rounds: list[dict[str, list[float]]] = [{kind.name: [] for kind in KINDS} for _ in servers]
         for round_ in range(ROUNDS):
-            for name, requests in plan.items():
-                batch = requests[round_::ROUNDS]
+            for kind in KINDS:
                 order = range(len(servers)) if round_ % 2 == 0 else reversed(range(len(servers)))
                 for index in order:
                     worker, api = servers[index]
+                    batch = plans[index][kind.name][round_::ROUNDS]
                     before = _cpu_seconds(worker)
                     for method, path, body in batch:
                         api.call(method, path, body)
-                    rounds[index][name].append((_cpu_seconds(worker) - before) / len(batch))
+                    rounds[index][kind.name].append((_cpu_seconds(worker) - before) / len(batch))
         return [
             {name: statistics.median(times) for name, times in served.items()} for served in rounds
         ]
