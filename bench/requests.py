@@ -49,7 +49,7 @@ SERVER_ENV = {
 WARM_UP = 20
 ROUNDS = 6  # even: side by side, each checkout goes first as often
 CAPTURED = 20  # requests of each kind whose statements are captured and replayed
-REPLAY_ROUNDS = 6  # even: side by side, each checkout goes first as often
+REPLAY_ROUNDS = 5
 
 Request = tuple[str, str, Any]  # method, path under /v3/<club>/, JSON body
 
