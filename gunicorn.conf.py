@@ -14,6 +14,10 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Sync workers, each one request at a time with one database connection: gunicorn's rule of
 # thumb, capped so that a large host does not open more connections than the database takes.
 workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 12)))
+# Above 1, each worker serves that many requests at once in threads (gthread), each thread
+# with its own database connection, and keeps idle client connections open (keep-alive).
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread" if threads > 1 else "sync")
 # Above DB_STATEMENT_TIMEOUT_MS (default 30 s): a slow query is answered 503 by the
 # application before gunicorn would kill the worker mid-request.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import api_bulk, automatic, imports, load
+from bench import api_bulk, automatic, imports, load, requests
 from bench.dataset import BENCH_DATABASE_URL, ROOT, ensure_club
 
 
@@ -22,7 +22,17 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=30)
     parser.add_argument(
         "--only",
-        choices=["api", "automatic", "imports", "load", "admin", "ledger", "webhooks", "pages"],
+        choices=[
+            "api",
+            "automatic",
+            "imports",
+            "load",
+            "admin",
+            "ledger",
+            "webhooks",
+            "pages",
+            "requests",
+        ],
     )
     parser.add_argument("--import-members", type=int, default=1_000_000)
     parser.add_argument(
@@ -34,6 +44,27 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=int, default=60)
     parser.add_argument(
         "--load-wait", type=float, default=1.0, help="Most think time of a user, in seconds."
+    )
+    parser.add_argument(
+        "--requests", type=int, default=300, help="Requests of each kind (--only requests)."
+    )
+    parser.add_argument(
+        "--requests-top",
+        type=int,
+        default=0,
+        help="Also print cProfile's N functions of most own time for each kind of request.",
+    )
+    parser.add_argument(
+        "--requests-phases",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Profile the requests by phase after measuring them (--only requests).",
+    )
+    parser.add_argument(
+        "--requests-baseline",
+        type=Path,
+        help="Another checkout of the project (with its .venv), e.g. of main, served beside "
+        "this one: its CPU per request is printed as the baseline (--only requests).",
     )
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/members-groups-bench"))
     args = parser.parse_args()
@@ -48,6 +79,15 @@ def main() -> None:
         automatic.run(club_id, args.members, args.groups, args.updates)
     if args.only in (None, "load"):
         load.run(club_id, args.members, args.load_users, args.load_seconds, args.load_wait)
+    if args.only in (None, "requests"):
+        requests.run(
+            club_id,
+            args.members,
+            args.requests,
+            args.requests_top,
+            args.requests_phases,
+            args.requests_baseline,
+        )
     if args.only in (None, "admin"):
         # In its own process: it runs Django against the bench database.
         django_shell("from bench.admin_pages import main; main()")

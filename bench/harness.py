@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from bench.dataset import BENCH_DATABASE_URL, ROOT
@@ -51,8 +52,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(workers: int = 2) -> Iterator[str]:
+def live_server(workers: int | None = 2) -> Iterator[str]:
     """Serve the app as in production: gunicorn, DEBUG off, persistent DB connections."""
+    with gunicorn_server(workers) as (base, _server):
+        yield base
+
+
+@contextmanager
+def gunicorn_server(
+    workers: int | None = 2, root: Path = ROOT, environment: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``live_server``, also giving gunicorn's master process (its workers are its children);
+    ``workers`` None leaves their number to gunicorn.conf.py, ``root`` serves another
+    checkout of the project (with its .venv), ``environment`` overrides the settings."""
     port = free_port()
     env = {
         **os.environ,
@@ -61,21 +73,21 @@ def live_server(workers: int = 2) -> Iterator[str]:
         "API_RATE_LIMIT": "100000/min",
         "CONN_MAX_AGE": "60",
         "LOG_LEVEL": "WARNING",
+        **(environment or {}),
     }
     server = subprocess.Popen(
         [
-            sys.executable,
+            sys.executable if root == ROOT else str(root / ".venv" / "bin" / "python"),
             "-m",
             "gunicorn",
             "loyalty.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
+            *([] if workers is None else ["--workers", str(workers)]),
             "--timeout",
             "600",
         ],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         # The access log would interleave with the figures.
         stdout=subprocess.DEVNULL,
@@ -89,7 +101,7 @@ def live_server(workers: int = 2) -> Iterator[str]:
                 break
             except OSError:
                 time.sleep(0.2)
-        yield base
+        yield base, server
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -1,4 +1,5 @@
-"""Issue 6: a mixed API load on gunicorn with 4 workers, a club of 1,000,000 members and 200
+"""Issue 6: a mixed API load on gunicorn as gunicorn.conf.py sets it (WEB_CONCURRENCY,
+GUNICORN_WORKER_CLASS and GUNICORN_THREADS choose otherwise), a club of 1,000,000 members and 200
 groups: 80% reads, 15% member updates, 5% bulk adds of 1,000 emails, driven by locust."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ import csv
 import json
 import os
 import random
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -22,7 +24,6 @@ PREFIX = "load "
 MANUAL_GROUPS = 190
 SMALLEST, LARGEST = 1_000, 50_000
 BULK_SIZE = 1_000
-WORKERS = 4
 WARM_UP_SECONDS = 10
 TARGET_P99 = 0.250
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -216,13 +217,16 @@ def run(club_id: int, members: int, users: list[int], seconds: int, max_wait: fl
     config = _config(club_id, members, first_id, max_wait)
     groups = len(config["groups"]) - 1  # without "All members"
     manual = len(config["manual_groups"])
-    with tempfile.TemporaryDirectory() as work, live_server(workers=WORKERS) as base:
+    server = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    workers, threads = server["workers"], server.get("threads", 1)
+    with tempfile.TemporaryDirectory() as work, live_server(workers=None) as base:
         config_path = Path(work, "config.json")
         config_path.write_text(json.dumps(config))
         # Every worker opens its connection and warms its caches before anything is timed.
-        _locust(base, config_path, WORKERS, WARM_UP_SECONDS, Path(work, "warm-up"))
+        _locust(base, config_path, workers * threads, WARM_UP_SECONDS, Path(work, "warm-up"))
         print(
-            f"\nMixed load, {seconds} s per run: gunicorn {WORKERS} workers, club of "
+            f"\nMixed load, {seconds} s per run: gunicorn {workers} {server['worker_class']} "
+            f"workers x {threads} threads, club of "
             f"{members:,} members, {groups} groups ({manual} manual, {groups - manual} "
             f"automatic; {config['club_automatic']} automatic in the club in all), think time "
             f"0-{max_wait:g} s; 80% reads, 15% member updates, 5% bulk adds of "

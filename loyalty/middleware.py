@@ -8,11 +8,13 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest, HttpResponse
 
 from loyalty import reporting
@@ -104,14 +106,21 @@ class ApiErrorsInDebugMiddleware:
         return None
 
 
+# The web timeouts (statement, lock) of the request being served, for the connections it
+# opens; None outside web requests (commands, the task worker).
+_web_timeouts: ContextVar[tuple[int, int] | None] = ContextVar("web_timeouts", default=None)
+
+
 class DatabaseTimeoutsMiddleware:
     """Bound how long a web request's statements run and wait for locks (PostgreSQL).
 
     Only web processes build middleware, so the timeouts never reach management commands or
-    the task worker, which may rightly run for minutes. They are set just before the
-    request's first statement, so a request that queries nothing (the schema, the docs)
-    opens no connection; once per request rather than once per connection, because a SET
-    made inside a transaction that rolls back is undone.
+    the task worker, which may rightly run for minutes. They are set once per connection,
+    when a request opens it (``set_timeouts_of_new_connection``), outside any transaction so
+    that a rollback cannot undo them: a kept connection (CONN_MAX_AGE) carries them into the
+    next requests without a statement more. A connection opened outside a request and used
+    by one gets them before the request's first statement; if that statement is in a
+    transaction, the next request sets them again (a rollback would have undone them).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -121,33 +130,60 @@ class DatabaseTimeoutsMiddleware:
         if settings.DB_TRANSACTION_POOLING:
             # The pooler's server sessions carry the timeouts (see DB_TRANSACTION_POOLING).
             return self.get_response(request)
-        # Every PostgreSQL alias: a replica's reads are bounded like the primary's.
-        with ExitStack() as stack:
-            for alias in connections:
-                if connections[alias].vendor == "postgresql":
-                    stack.enter_context(connections[alias].execute_wrapper(self._timeouts_once()))
-            return self.get_response(request)
+        timeouts = (int(settings.DB_STATEMENT_TIMEOUT_MS), int(settings.DB_LOCK_TIMEOUT_MS))
+        marked = _web_timeouts.set(timeouts)
+        try:
+            # Every PostgreSQL alias: a replica's reads are bounded like the primary's.
+            with ExitStack() as stack:
+                for alias in connections:
+                    connection = connections[alias]
+                    if (
+                        connection.vendor == "postgresql"
+                        and connection.connection is not None
+                        and not _carries(connection, timeouts)
+                    ):
+                        stack.enter_context(connection.execute_wrapper(_timeouts_once(timeouts)))
+                return self.get_response(request)
+        finally:
+            _web_timeouts.reset(marked)
 
-    @staticmethod
-    def _timeouts_once() -> Callable[..., Any]:
-        """An execute wrapper that sets the timeouts before the connection's first statement."""
-        applied = False
 
-        def set_timeouts(
-            execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
-        ) -> Any:
-            nonlocal applied
-            if not applied:
-                statement, lock = (
-                    int(settings.DB_STATEMENT_TIMEOUT_MS),
-                    int(settings.DB_LOCK_TIMEOUT_MS),
-                )
-                # The driver's cursor: SET takes no bound parameters, and is no query of the
-                # request's own to log or wrap.
-                context["cursor"].cursor.execute(
-                    f"SET statement_timeout = {statement}; SET lock_timeout = {lock}"
-                )
-                applied = True
-            return execute(sql, params, many, context)
+def set_timeouts_of_new_connection(
+    sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any
+) -> None:
+    """``connection_created``: give a connection a web request opens the web timeouts."""
+    timeouts = _web_timeouts.get()
+    if timeouts is not None and connection.vendor == "postgresql":
+        _set_timeouts(connection, timeouts)
 
-        return set_timeouts
+
+def _set_timeouts(connection: BaseDatabaseWrapper, timeouts: tuple[int, int]) -> None:
+    # The driver's cursor: SET takes no bound parameters, and is no query of the request's
+    # own to log, count or wrap.
+    with connection.connection.cursor() as cursor:
+        cursor.execute(f"SET statement_timeout = {timeouts[0]}; SET lock_timeout = {timeouts[1]}")
+    if not connection.in_atomic_block:
+        # Outside a transaction the SET lasts as long as the connection: note it there.
+        connection.web_timeouts = (connection.connection, timeouts)  # type: ignore[attr-defined]
+
+
+def _carries(connection: BaseDatabaseWrapper, timeouts: tuple[int, int]) -> bool:
+    """Whether the connection's session has these timeouts (set outside a transaction)."""
+    noted = getattr(connection, "web_timeouts", None)
+    return noted is not None and noted[0] is connection.connection and noted[1] == timeouts
+
+
+def _timeouts_once(timeouts: tuple[int, int]) -> Callable[..., Any]:
+    """An execute wrapper that sets the timeouts before the connection's first statement."""
+    applied = False
+
+    def set_timeouts(
+        execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+    ) -> Any:
+        nonlocal applied
+        if not applied:
+            _set_timeouts(context["connection"], timeouts)
+            applied = True
+        return execute(sql, params, many, context)
+
+    return set_timeouts

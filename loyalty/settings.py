@@ -96,10 +96,15 @@ DATABASES = {
     ),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
-# Statement and lock timeouts of web requests on PostgreSQL (0: none), set per connection
-# by loyalty.middleware.DatabaseTimeoutsMiddleware: commands and the task worker never run
-# it, so long recomputes and imports are not cut. Over either: 503 with Retry-After.
+# Each web worker keeps its connection from request to request (a new one costs a few
+# milliseconds of the server's and the worker's CPU); one found broken at the start of a
+# request (the server restarted) is replaced before use.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Statement and lock timeouts of web requests on PostgreSQL (0: none), set once on each
+# connection a web request opens (loyalty.middleware.DatabaseTimeoutsMiddleware): commands
+# and the task worker never run it, so long recomputes and imports are not cut. Over either:
+# 503 with Retry-After.
 DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=30_000)
 DB_LOCK_TIMEOUT_MS = env.int("DB_LOCK_TIMEOUT_MS", default=5_000)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -122,9 +127,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # shows go there, writes and every other read to the primary; a replica that does not
 # answer, or has not replayed a club's last write, is passed by (loyalty.db_routing).
 if env.str("DATABASE_REPLICA_URL", default=""):
+    # With the primary's CONN_HEALTH_CHECKS: a kept connection to a replica that restarted
+    # is found broken before it is used.
     DATABASES["replica"] = {**DATABASES["default"], **env.db("DATABASE_REPLICA_URL")}
-    # A kept connection to a replica that restarted is found broken before it is used.
-    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
     DATABASE_ROUTERS = ["loyalty.db_routing.ReplicaRouter"]
 
 # Behind a pooler in transaction mode (PgBouncer's pool_mode = transaction) each transaction
@@ -284,6 +289,9 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
     CACHES["default"]["BACKEND"] = "loyalty.cache.DatabaseCache"
     # Culling past MAX_ENTRIES would drop live counters: keep room for every active token.
     CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 100_000)
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # Counts a request in one round trip (loyalty.cache).
+    CACHES["default"]["BACKEND"] = "loyalty.cache.RedisCache"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "loyalty.api.authentication.ClubTokenAuthentication",

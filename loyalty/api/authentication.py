@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.db import connections, router
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
@@ -84,6 +85,62 @@ def check_client_headers(request: Request) -> None:
             )
 
 
+class TokenLookup:
+    """A club's token by the club's slug and the token's hash, with its club (and permits):
+    one statement, whose SQL is compiled once per database rather than on every request.
+    """
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        # Marks where the parameters go: the compiled SQL takes them in its own order.
+        slug, key_hash = "<slug>", "<key_hash>"
+        query = (
+            ApiToken.objects.using(alias)
+            .select_related("club")
+            .filter(club__slug=slug, key_hash=key_hash)
+            .order_by()  # at most one row: the slug and the club's hash are unique
+        )
+        self.compiler = query.query.get_compiler(alias)
+        self.sql, params = self.compiler.as_sql()
+        self.order = [{slug: 0, key_hash: 1}[param] for param in params]
+        klass_info = self.compiler.klass_info
+        assert klass_info is not None  # a model's query
+        club_info = klass_info["related_klass_infos"][0]
+        self.token_columns = klass_info["select_fields"]
+        self.club_columns = club_info["select_fields"]
+        columns = [column for column, _sql, _alias in self.compiler.select]
+        self.token_names = [columns[i].target.attname for i in self.token_columns]
+        self.club_names = [columns[i].target.attname for i in self.club_columns]
+        self.converters = self.compiler.get_converters(columns)
+        self.club_field = club_info["field"]
+
+    def find(self, slug: str, key_hash: str) -> ApiToken | None:
+        values = (slug, key_hash)
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute(self.sql, [values[i] for i in self.order])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        if self.converters:
+            (row,) = self.compiler.apply_converters([row], self.converters)
+        token = ApiToken.from_db(self.alias, self.token_names, [row[i] for i in self.token_columns])
+        club = Club.from_db(self.alias, self.club_names, [row[i] for i in self.club_columns])
+        self.club_field.set_cached_value(token, club)
+        return token
+
+
+_token_lookups: dict[str, TokenLookup] = {}
+
+
+def token_lookup() -> TokenLookup:
+    """The token lookup of the database tokens are read from (always the primary)."""
+    alias = router.db_for_read(ApiToken)
+    lookup = _token_lookups.get(alias)
+    if lookup is None:
+        lookup = _token_lookups[alias] = TokenLookup(alias)
+    return lookup
+
+
 class ClubTokenAuthentication(BaseAuthentication):
     """A club's API token, looked up by the club of the path and the token's hash.
 
@@ -96,11 +153,7 @@ class ClubTokenAuthentication(BaseAuthentication):
         slug = club_slug(request)
         if raw is None or slug is None:
             return None
-        token = (
-            ApiToken.objects.select_related("club")
-            .filter(club__slug=slug, key_hash=hash_token(raw.strip()))
-            .first()
-        )
+        token = token_lookup().find(slug, hash_token(raw.strip()))
         # A revoked token gets the same answer as an unknown one: it does not confirm that
         # a leaked token was real, nor its club.
         if token is None or not token.is_active:

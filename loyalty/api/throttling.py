@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from loyalty.api.authentication import ClubAccess
+from loyalty.cache import DatabaseCache, RedisCache
 
 # Tries to create a missing counter before the store counts as failing: a create loses
 # only to a concurrent request's create, after which the increment succeeds.
@@ -29,10 +31,11 @@ class TokenRateThrottle(SimpleRateThrottle):
 
     DRF's own throttle reads a history, decides, then writes it back, so requests arriving
     together all read the same history and all pass. Here each request adds one to the
-    counter of its token's current window in a single atomic step (``cache.add`` creates
-    it, ``cache.incr`` counts) and passes only if its own count is within the limit, so
-    at most the limit pass per window however many processes serve. Refused requests count
-    too: a token that keeps calling stays refused until the window ends.
+    counter of its token's current window in a single atomic step (``hit``: one statement
+    in the database cache, one round trip in Redis) and passes only if its own count is
+    within the limit, so at most the limit pass per window however many processes serve.
+    Refused requests count too: a token that keeps calling stays refused until the window
+    ends.
 
     The limit protects the service; it is no reason to refuse a request. When its store
     fails (the cache's database table or Redis unreachable, a table missing) the request is
@@ -61,9 +64,10 @@ class TokenRateThrottle(SimpleRateThrottle):
             return True
         now = time.time()
         window = int(now // self.duration)
-        self.wait_seconds = (window + 1) * self.duration - now
+        window_ends = (window + 1) * self.duration
+        self.wait_seconds = window_ends - now
         try:
-            count = hit(f"{key}:{window}", timeout=self.duration + 1)
+            count = hit(key, window, window_ends)
         except Exception:  # any failure of the store: the limit fails open, never a 500
             logger.warning("The rate-limit store failed: request let through", exc_info=True)
             return True
@@ -73,19 +77,25 @@ class TokenRateThrottle(SimpleRateThrottle):
         return self.wait_seconds
 
 
-def hit(key: str, timeout: int) -> int:
-    """Add one to the counter ``key`` (created with ``timeout``) and return its new value.
+def hit(key: str, window: int, window_ends: float) -> int:
+    """Add one to the counter of ``key`` for the window ``window`` (ending at the Unix time
+    ``window_ends``) and return its new value.
 
-    The counter exists for all but a window's first request, so it is incremented first
-    and created only when missing: creating it first failed (and, in the database cache,
-    logged a unique-key error) on every other request.
+    The project's database and Redis caches count in one round trip (``hit``); any other
+    cache (locmem) with its ``incr`` and ``add``.
     """
+    cache = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(cache, DatabaseCache | RedisCache):
+        return cache.hit(key, window_ends)
+    key = f"{key}:{window}"
+    timeout = math.ceil(window_ends - time.time()) + 1
+    # The counter exists for all but a window's first request, so it is incremented first
+    # and created only when missing.
     for _attempt in range(CREATE_ATTEMPTS):
         try:
             return int(cache.incr(key))
         except ValueError:
-            # Missing or expired: create it, unless a concurrent request just did. Django's
-            # database cache also answers False when its write fails, hence the bound.
+            # Missing or expired: create it, unless a concurrent request just did.
             if cache.add(key, 1, timeout):
                 return 1
     raise CounterStoreError(f"the counter {key} could not be created")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +26,11 @@ LIMIT = 10
 REQUESTS = 40
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "burst"}
 DATABASE = {"BACKEND": "loyalty.cache.DatabaseCache", "LOCATION": "django_cache"}
+# A database of the Redis server the tests use (REDIS_URL) that no other test touches.
+REDIS = {
+    "BACKEND": "loyalty.cache.RedisCache",
+    "LOCATION": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/13",
+}
 
 
 def report(line: str) -> None:
@@ -88,6 +95,26 @@ def test_parallel_requests_of_one_token_pass_at_most_the_limit(
     # The database cache's burst runs in tests/postgres: concurrent writers on SQLite's
     # shared in-memory test database lock each other out.
     burst_of_one_token(LOCMEM, settings, make_token, client_for)
+
+
+def test_parallel_requests_counted_in_redis_pass_at_most_the_limit(
+    settings: Any,
+    make_token: Callable[..., tuple[ApiToken, str]],
+    client_for: Callable[..., ClubClient],
+) -> None:
+    burst_of_one_token(REDIS, settings, make_token, client_for)
+
+
+def test_the_database_cache_counts_hits_within_a_window_and_starts_again_in_the_next() -> None:
+    cache = DatabaseCache("django_cache", {})
+    now = time.time()
+
+    in_an_ended_window = [cache.hit("token", now - 1) for _ in range(2)]
+    in_a_current_window = [cache.hit("token", now + 60) for _ in range(3)]
+
+    assert in_an_ended_window == [1, 1]
+    assert in_a_current_window == [1, 2, 3]
+    assert cache.hit("another-token", now + 60) == 1
 
 
 def test_the_database_cache_counts_every_increment_and_not_expired_keys() -> None:
