@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import Any, Self
+
 from django.db import models
 from django.db.models.functions import Lower
 
 from loyalty.models import Club, ClubScopedModel
+
+# The identifiers a club's members may not share.
+STORED_IDENTIFIERS = ("email", "msisdn")
 
 
 class ChannelStatus(models.TextChoices):
@@ -48,6 +54,19 @@ class Member(ClubScopedModel):
 
     # Set on the rows of a page of the admin's members list (members.admin.MemberChangeList).
     page_groups: list[tuple[int, str]]
+    # The identifiers as read from the database (``from_db``; None when not read): a change
+    # looks for a clash with another member only on those that differ (members.services).
+    stored_identifiers: dict[str, str | None]
+
+    @classmethod
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> Self:
+        member = super().from_db(db, field_names, values, **kwargs)
+        member.stored_identifiers = {
+            field: member.__dict__.get(field) for field in STORED_IDENTIFIERS
+        }
+        return member
 
     class Meta:
         ordering = ["id"]
