@@ -102,11 +102,19 @@ def group_members_page(
     ids = memberships.filter(**{after: after_id}) if after_id else memberships
     ids = ids.order_by("-member_id" if descending else "member_id").values("member_id")
     ids = ids[offset : offset + per_page + 1]
+    # The walk's members up to after_id: when there are any, the page is not the first.
+    before = (
+        memberships.filter(**{"member_id__gte" if descending else "member_id__lte": after_id})
+        if after_id
+        else None
+    )
     rows = Member.objects.filter(club_id=group.club_id).values(*MEMBER_COLUMNS)
     if at is None:
         # Every membership has its member: the page is one statement, the ids paged in a
-        # subquery (the deferred join) and their rows read beside them.
-        members = list(rows.filter(pk__in=ids).order_by("-pk" if descending else "pk"))
+        # subquery (the deferred join) and their rows read beside them, with whether any
+        # member is before them (an uncorrelated subquery, evaluated once).
+        page = rows.filter(pk__in=ids).order_by("-pk" if descending else "pk")
+        members = list(page if before is None else page.annotate(before=Exists(before)))
         page_ids = [row["id"] for row in members]
     else:
         # A member deleted since ``at`` has no row left: the ids tell whether more follow.
@@ -114,11 +122,12 @@ def group_members_page(
         by_id = {row["id"]: row for row in rows.filter(pk__in=page_ids[:per_page])}
         members = [by_id[member_id] for member_id in page_ids[:per_page] if member_id in by_id]
     more = len(page_ids) > per_page
-    if not after_id:
+    if before is None:
         is_first = offset == 0
+    elif members and "before" in members[0]:
+        is_first = not members[0]["before"]
     else:
-        before = "member_id__gte" if descending else "member_id__lte"
-        is_first = not memberships.filter(**{before: after_id}).exists()
+        is_first = not before.exists()
     return MembersPage(
         members=members[:per_page],
         next_after_id=page_ids[per_page - 1] if more else None,

@@ -198,3 +198,24 @@ def test_patching_a_member_moves_it_between_automatic_groups_in_one_evaluation(
     reads = [sql for sql in sent.on("groups_membership") if sql.startswith("SELECT")]
     assert reads == evaluations
     assert Member.objects.get(pk=member.pk).properties["points"] == 500
+
+
+def test_a_key_set_page_reads_whether_members_come_before_it_in_its_one_statement(
+    api: ClubClient, club: Club
+) -> None:
+    group = GroupFactory(club=club)
+    members = MemberFactory.create_batch(3, club=club)
+    services.add_member_ids(group=group, member_ids=[m.pk for m in members], source="api")
+    path = f"members_groups/{group.pk}/members"
+
+    with statements() as sent:
+        middle = api.get(path, {"per_page": 1, "after_id": members[0].pk}).json()
+    start = api.get(path, {"per_page": 1, "after_id": 0}).json()
+    beyond = api.get(path, {"per_page": 1, "after_id": members[2].pk}).json()
+
+    assert [member["id"] for member in middle["members"]] == [members[1].pk]
+    assert middle["pagination_info"]["is_first_page"] is False
+    assert middle["pagination_info"]["next_after_id"] == members[1].pk
+    assert len(sent.on("groups_membership")) == 1
+    assert start["pagination_info"]["is_first_page"] is True
+    assert (beyond["members"], beyond["pagination_info"]["is_first_page"]) == ([], False)
