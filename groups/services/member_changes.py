@@ -26,21 +26,19 @@ from members.models import Member
 
 @dataclass(frozen=True)
 class _Rule:
-    group: MembersGroup
+    group_id: int
+    system: bool
     conditions: Any
     timezone: str
 
 
 def _automatic_groups(club_id: int) -> dict[int, _Rule]:
-    """The club's automatic groups, read as rows: a group instance (what the ledger needs)
-    is made for each, with no model loaded from the database."""
+    """The club's automatic groups and their rules, read as rows: a group instance (what
+    the ledger takes) is made only for a group the member joins or leaves."""
     rows = MembersGroup.objects.filter(club_id=club_id, automatic=True).values_list(
         "pk", "system", "audience__conditions", "club__timezone"
     )
-    return {
-        pk: _Rule(MembersGroup(pk=pk, club_id=club_id, system=system), conditions, tz)
-        for pk, system, conditions, tz in rows
-    }
+    return {pk: _Rule(pk, system, conditions, tz) for pk, system, conditions, tz in rows}
 
 
 @lru_cache(maxsize=4096)
@@ -95,10 +93,12 @@ def refresh_memberships_for_member(*, member: Member, actor: str = "") -> None:
             answers = cursor.fetchone()
         for index, group_id in enumerate(batch):
             matched, current = answers[2 * index], answers[2 * index + 1]
-            group = rules[group_id].group
-            if matched and not current:
+            if bool(matched) == bool(current):
+                continue
+            group = MembersGroup(pk=group_id, club_id=member.club_id, system=rules[group_id].system)
+            if matched:
                 ledger.join(group, [member.pk], source=rule_source(group), actor=actor)
-            elif not matched and current:
+            else:
                 ledger.leave(group, [member.pk], source=rule_source(group), actor=actor)
 
 
