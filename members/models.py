@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any, Self
 
 from django.db import models
+from django.db.models import QuerySet
 from django.db.models.functions import Lower
 
 from loyalty.models import Club, ClubScopedModel
@@ -67,6 +68,21 @@ class Member(ClubScopedModel):
             field: member.__dict__.get(field) for field in STORED_IDENTIFIERS
         }
         return member
+
+    def refresh_from_db(
+        self,
+        using: str | None = None,
+        fields: Iterable[str] | None = None,
+        from_queryset: QuerySet[Self] | None = None,
+    ) -> None:
+        fields = None if fields is None else list(fields)
+        super().refresh_from_db(using, fields, from_queryset)
+        stored = getattr(self, "stored_identifiers", {})
+        self.stored_identifiers = stored | {
+            field: self.__dict__.get(field)
+            for field in STORED_IDENTIFIERS
+            if fields is None or field in fields
+        }
 
     class Meta:
         ordering = ["id"]
