@@ -26,6 +26,8 @@ from groups.exports import EXPORT_COLUMNS, members_csv_response
 from groups.filters import MembersGroupFilterSet, MembershipEventFilterSet
 from groups.models import MembersGroup, MembershipEvent
 from groups.serializers import (
+    GROUP_COLUMNS,
+    GROUP_MEMBERSHIP_COLUMNS,
     BulkAddReportSerializer,
     BulkIdentifiersSerializer,
     BulkRemoveReportSerializer,
@@ -35,6 +37,8 @@ from groups.serializers import (
     MembersGroupPayloadSerializer,
     MembersGroupSerializer,
     MembershipEventSerializer,
+    group_memberships_json,
+    groups_json,
 )
 from loyalty.api.filters import QueryFilterBackend
 from loyalty.api.pagination import (
@@ -46,6 +50,7 @@ from loyalty.api.pagination import (
     after_id_param,
     keyset_pagination_info,
     paginated_by,
+    paginated_rows,
     pagination_info,
     parsed_param,
     sort_keys,
@@ -66,7 +71,7 @@ from loyalty.permits import (
 )
 from members.filters import MemberFilterSet
 from members.models import Member
-from members.serializers import MemberSerializer
+from members.serializers import MemberSerializer, members_json
 from members.views import MEMBER_SORTABLE, MembersPagination
 
 # Days per interval of the stats.
@@ -177,14 +182,16 @@ class MembersGroupViewSet(ClubScopedViewSet):
     }
 
     def list(self, request: Request, loyalty_club_slug: str) -> Response:
-        return self.paginated(self.get_queryset())
+        rows = self.filter_queryset(self.get_queryset()).values(*GROUP_COLUMNS)
+        return paginated_rows(self, rows, groups_json)
 
     def create(self, request: Request, loyalty_club_slug: str) -> Response:
         group = services.create_group(club=self.club, actor=self.actor, **self.payload(request))
         return self.render(group, status=201)
 
     def retrieve(self, request: Request, loyalty_club_slug: str, members_group_id: str) -> Response:
-        return self.render(self.get_object())
+        rows = self.get_queryset().values(*GROUP_COLUMNS)
+        return Response(groups_json([get_object_or_404(rows, pk=members_group_id)])[0])
 
     def update(self, request: Request, loyalty_club_slug: str, members_group_id: str) -> Response:
         group = self.get_object()
@@ -225,7 +232,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
     def members(self, request: Request, loyalty_club_slug: str, members_group_id: str) -> Response:
         query = self.query
         at = parsed_param(query, "at", moment)
-        group = self.get_object() if at is None else self.group_or_history()
+        group = self.paged_group() if at is None else self.group_or_history()
         page = PageRequest.from_query(query)
         after_id = after_id_param(query)
         keys = sort_keys(query, self.sortable_fields)
@@ -272,8 +279,12 @@ class MembersGroupViewSet(ClubScopedViewSet):
                 next_after_id=result.next_after_id,
             )
         )
-        members = MemberSerializer(result.members, many=True).data
-        return Response({"members": members, "pagination_info": info})
+        return Response({"members": members_json(result.members), "pagination_info": info})
+
+    def paged_group(self) -> MembersGroup:
+        groups = self.get_queryset().select_related(None).only(*selectors.PAGED_GROUP_FIELDS)
+        group: MembersGroup = get_object_or_404(groups, pk=self.kwargs[self.lookup_url_kwarg])
+        return group
 
     @extend_schema(
         operation_id="add_group_members",
@@ -484,4 +495,6 @@ class MemberGroupsViewSet(ClubScopedViewSet):
 
     def list(self, request: Request, loyalty_club_slug: str, member_id: str) -> Response:
         member = get_object_or_404(Member.objects.filter(club=self.club), pk=member_id)
-        return self.paginated(selectors.groups_of_member(member))
+        groups = self.filter_queryset(selectors.groups_of_member(member))
+        rows = groups.values(*GROUP_MEMBERSHIP_COLUMNS)
+        return paginated_rows(self, rows, group_memberships_json)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+from typing import Any, Self
+
 from django.db import models
+from django.db.models import QuerySet
 from django.db.models.functions import Lower
 
 from loyalty.models import Club, ClubScopedModel
+
+# The identifiers a club's members may not share.
+STORED_IDENTIFIERS = ("email", "msisdn")
 
 
 class ChannelStatus(models.TextChoices):
@@ -48,6 +55,34 @@ class Member(ClubScopedModel):
 
     # Set on the rows of a page of the admin's members list (members.admin.MemberChangeList).
     page_groups: list[tuple[int, str]]
+    # The identifiers as read from the database (``from_db``; None when not read): a change
+    # looks for a clash with another member only on those that differ (members.services).
+    stored_identifiers: dict[str, str | None]
+
+    @classmethod
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> Self:
+        member = super().from_db(db, field_names, values, **kwargs)
+        member.stored_identifiers = {
+            field: member.__dict__.get(field) for field in STORED_IDENTIFIERS
+        }
+        return member
+
+    def refresh_from_db(
+        self,
+        using: str | None = None,
+        fields: Iterable[str] | None = None,
+        from_queryset: QuerySet[Self] | None = None,
+    ) -> None:
+        fields = None if fields is None else list(fields)
+        super().refresh_from_db(using, fields, from_queryset)
+        stored = getattr(self, "stored_identifiers", {})
+        self.stored_identifiers = stored | {
+            field: self.__dict__.get(field)
+            for field in STORED_IDENTIFIERS
+            if fields is None or field in fields
+        }
 
     class Meta:
         ordering = ["id"]

@@ -16,6 +16,22 @@ from members.models import Member
 from members.normalize import NORMALIZERS, InvalidIdentifier
 
 IDENTIFIER_TYPES = tuple(NORMALIZERS)
+# The columns of a member as the API shows it (``members.serializers.member_json``), for
+# reads that build their JSON from ``values()`` rows rather than model instances.
+MEMBER_COLUMNS = (
+    "id",
+    "email",
+    "msisdn",
+    "properties",
+    "consents",
+    "sms_status",
+    "email_status",
+    "push_status",
+    "subunit_ids",
+    "favorite_stores",
+    "created_at",
+    "updated_at",
+)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from loyalty.errors import InvalidParameters
 from loyalty.models import Club
-from members.models import Member
+from members.models import STORED_IDENTIFIERS, Member
 from members.normalize import InvalidIdentifier, normalize_email, normalize_msisdn
 from members.signals import member_deleting, member_saved, members_created
 
@@ -51,27 +51,36 @@ def normalize_member(member: Member) -> None:
 
 
 def _check_unique(member: Member) -> None:
+    """Refuse an email or msisdn another member of the club has: only those that differ
+    from the member's as read from the database are looked up (the others are its own)."""
+    stored = getattr(member, "stored_identifiers", {})
     others = Member.objects.filter(club_id=member.club_id).exclude(pk=member.pk)
     details: dict[str, Any] = {}
-    for field in ("email", "msisdn"):
+    for field in STORED_IDENTIFIERS:
         value = getattr(member, field)
-        if value is not None and others.filter(**{field: value}).exists():
+        if (
+            value is not None
+            and value != stored.get(field)
+            and others.filter(**{field: value}).exists()
+        ):
             details[field] = [{"error": "taken", "options": {"value": value}}]
     if details:
         raise InvalidParameters(details=details)
 
 
 def _save(member: Member) -> None:
+    """Normalise, check and write the member; the caller's transaction (with its savepoint)
+    is the one the write runs in."""
     normalize_member(member)
     # No longer what an import file row made it: a re-import of that row must apply again.
     member.import_fingerprint = None
     _check_unique(member)
     try:
-        with transaction.atomic():
-            member.save()
+        member.save()
     except IntegrityError as exc:
         # A concurrent request took the same email or msisdn between the check and the write.
         raise InvalidParameters.field("email", "taken") from exc
+    member.stored_identifiers = {field: getattr(member, field) for field in STORED_IDENTIFIERS}
 
 
 @transaction.atomic

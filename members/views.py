@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from loyalty.api.filters import QueryFilterBackend
-from loyalty.api.pagination import PAGE_QUERY, SORT_QUERY, SortOrder, paginated_by
+from loyalty.api.pagination import (
+    PAGE_QUERY,
+    SORT_QUERY,
+    SortOrder,
+    paginated_by,
+    paginated_rows,
+)
 from loyalty.api.views import API_SOURCE, ClubScopedViewSet
 from loyalty.permits import (
     MEMBERS_CREATE,
@@ -19,7 +29,7 @@ from loyalty.permits import (
 from members import selectors, services
 from members.filters import MemberFilterSet
 from members.models import Member
-from members.serializers import MemberPayloadSerializer, MemberSerializer
+from members.serializers import MemberPayloadSerializer, MemberSerializer, members_json
 
 MembersPagination = paginated_by("members")
 # The fields a list of members sorts by (``sort_by[]``): the club's, and a group's.
@@ -60,6 +70,8 @@ class MemberViewSet(ClubScopedViewSet):
     filterset_class = MemberFilterSet
     sortable_fields = MEMBER_SORTABLE
     query_parameters = {"list": (*PAGE_QUERY, *SORT_QUERY)}
+    # The list's total when known without counting the matching rows (ClubPagination).
+    total_count: Callable[[], int] | None = None
     required_permits = {
         "list": MEMBERS_LIST,
         "create": MEMBERS_CREATE,
@@ -70,12 +82,14 @@ class MemberViewSet(ClubScopedViewSet):
     }
 
     def list(self, request: Request, loyalty_club_slug: str) -> Response:
+        # Counted only when the page does not tell the total (a full page).
         if not MemberFilterSet.given(self.query):
             # Every member of the club: the stored count is exact and needs no count(*).
-            self.total_count = selectors.stored_members_count(self.club)
+            self.total_count = partial(selectors.stored_members_count, self.club)
         elif (group_ids := MemberFilterSet.groups_alone(self.query)) is not None:
-            self.total_count = selectors.members_in_groups_count(self.club, group_ids)
-        return self.paginated(self.get_queryset())
+            self.total_count = partial(selectors.members_in_groups_count, self.club, group_ids)
+        rows = self.filter_queryset(self.get_queryset()).values(*selectors.MEMBER_COLUMNS)
+        return paginated_rows(self, rows, members_json)
 
     def create(self, request: Request, loyalty_club_slug: str) -> Response:
         member = services.create_member(
@@ -84,7 +98,8 @@ class MemberViewSet(ClubScopedViewSet):
         return self.render(member, status=201)
 
     def retrieve(self, request: Request, loyalty_club_slug: str, member_id: str) -> Response:
-        return self.render(self.get_object())
+        rows = self.get_queryset().values(*selectors.MEMBER_COLUMNS)
+        return Response(members_json([get_object_or_404(rows, pk=member_id)])[0])
 
     def update(self, request: Request, loyalty_club_slug: str, member_id: str) -> Response:
         member = services.replace_member(

@@ -11,6 +11,7 @@ Callers import the package (``from groups import selectors``).
 """
 
 from groups.selectors.group_members import (
+    PAGED_GROUP_FIELDS,
     MembersPage,
     filtered_group_members_count,
     find_members,
@@ -46,6 +47,7 @@ from groups.selectors.rules import (
 from groups.selectors.sorted_members import sorted_group_members_page
 
 __all__ = [
+    "PAGED_GROUP_FIELDS",
     "IntervalStats",
     "MembersPage",
     "dependants_of",

@@ -11,12 +11,16 @@ from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Sum, Va
 from groups.models import ALL_MEMBERS_KEY, EventKind, MembersGroup, Membership, MembershipEvent
 from loyalty.models import Club
 from members.models import Member
-from members.selectors import identified_by
+from members.selectors import MEMBER_COLUMNS, identified_by
+
+# What the pages of a group's members read of the group (to choose their plan and total).
+PAGED_GROUP_FIELDS = ("id", "club_id", "members_count", "system_key")
 
 
 @dataclass(frozen=True)
 class MembersPage:
-    members: list[Member]
+    # Rows of ``members.selectors.MEMBER_COLUMNS``, in the page's order.
+    members: list[dict[str, Any]]
     # The last id of this page when more follow (the next page's after_id), else None.
     next_after_id: int | None
     # Whether no member comes before this page.
@@ -96,22 +100,37 @@ def group_members_page(
         memberships = memberships.filter(member_id__in=only.values("pk"))
     after = "member_id__lt" if descending else "member_id__gt"
     ids = memberships.filter(**{after: after_id}) if after_id else memberships
-    page_ids = list(
-        ids.order_by("-member_id" if descending else "member_id").values_list(
-            "member_id", flat=True
-        )[offset : offset + per_page + 1]
+    ids = ids.order_by("-member_id" if descending else "member_id").values("member_id")
+    ids = ids[offset : offset + per_page + 1]
+    # The walk's members up to after_id: when there are any, the page is not the first.
+    before = (
+        memberships.filter(**{"member_id__gte" if descending else "member_id__lte": after_id})
+        if after_id
+        else None
     )
-    more = len(page_ids) > per_page
-    page_ids = page_ids[:per_page]
-    if not after_id:
-        is_first = offset == 0
+    rows = Member.objects.filter(club_id=group.club_id).values(*MEMBER_COLUMNS)
+    if at is None:
+        # Every membership has its member: the page is one statement, the ids paged in a
+        # subquery (the deferred join) and their rows read beside them, with whether any
+        # member is before them (an uncorrelated subquery, evaluated once).
+        page = rows.filter(pk__in=ids).order_by("-pk" if descending else "pk")
+        members = list(page if before is None else page.annotate(before=Exists(before)))
+        page_ids = [row["id"] for row in members]
     else:
-        before = "member_id__gte" if descending else "member_id__lte"
-        is_first = not memberships.filter(**{before: after_id}).exists()
-    by_id = Member.objects.filter(club_id=group.club_id).in_bulk(page_ids)
+        # A member deleted since ``at`` has no row left: the ids tell whether more follow.
+        page_ids = [row["member_id"] for row in ids]
+        by_id = {row["id"]: row for row in rows.filter(pk__in=page_ids[:per_page])}
+        members = [by_id[member_id] for member_id in page_ids[:per_page] if member_id in by_id]
+    more = len(page_ids) > per_page
+    if before is None:
+        is_first = offset == 0
+    elif members and "before" in members[0]:
+        is_first = not members[0]["before"]
+    else:
+        is_first = not before.exists()
     return MembersPage(
-        members=[by_id[member_id] for member_id in page_ids if member_id in by_id],
-        next_after_id=page_ids[-1] if more else None,
+        members=members[:per_page],
+        next_after_id=page_ids[per_page - 1] if more else None,
         is_first=is_first,
     )
 

@@ -20,6 +20,7 @@ from groups.models import ALL_MEMBERS_KEY, MembersGroup, Membership
 from groups.selectors.group_members import MembersPage, member_ids_at
 from loyalty.api.pagination import SortKey, page_in_order, sorted_by
 from members.models import Member
+from members.selectors import MEMBER_COLUMNS
 
 
 def sorted_group_members_page(
@@ -49,7 +50,7 @@ def sorted_group_members_page(
     members = (only if only is not None else Member.objects.filter(club_id=group.club_id)).filter(
         pk__in=member_ids
     )
-    page = list(sorted_by(members, keys)[offset : offset + per_page])
+    page = list(sorted_by(members, keys).values(*MEMBER_COLUMNS)[offset : offset + per_page])
     return MembersPage(members=page, next_after_id=None, is_first=offset == 0)
 
 
@@ -74,7 +75,7 @@ def _walk_is_cheaper(group: MembersGroup, reach: int) -> bool:
 
 def _walked_page(
     group: MembersGroup, keys: Sequence[SortKey], *, per_page: int, offset: int
-) -> list[Member]:
+) -> list[dict[str, Any]]:
     """The page read in the first key's order from the club's index on that field
     (``(club, created_at, id)``, ``(club, updated_at, id)``, or the unique ``(club, email)``
     and ``(club, msisdn)`` of the members that have one; see ``page_in_order``), each
@@ -86,4 +87,4 @@ def _walked_page(
             )
         )
     )
-    return page_in_order(members, keys, offset=offset, limit=per_page)
+    return page_in_order(members.values(*MEMBER_COLUMNS), keys, offset=offset, limit=per_page)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -15,18 +16,29 @@ from django.db import connection, transaction
 from audiences.conditions import compile_conditions, parse_conditions
 from groups import ledger
 from groups.dependencies import dependency_graph, graph_of, levels
-from groups.models import MembersGroup, Membership
+from groups.ledger import MEMBERSHIP_TABLE
+from groups.models import MembersGroup
 from groups.services.locking import lock_group, lock_rules
 from groups.services.rules import apply_rule, rule_source
 from loyalty.models import Club
 from members.models import Member
 
 
-def _automatic_groups(club_id: int) -> dict[int, MembersGroup]:
-    groups = MembersGroup.objects.filter(club_id=club_id, automatic=True).select_related(
-        "club", "audience"
+@dataclass(frozen=True)
+class _Rule:
+    group_id: int
+    system: bool
+    conditions: Any
+    timezone: str
+
+
+def _automatic_groups(club_id: int) -> dict[int, _Rule]:
+    """The club's automatic groups and their rules, read as rows: a group instance (what
+    the ledger takes) is made only for a group the member joins or leaves."""
+    rows = MembersGroup.objects.filter(club_id=club_id, automatic=True).values_list(
+        "pk", "system", "audience__conditions", "club__timezone"
     )
-    return {group.pk: group for group in groups}
+    return {pk: _Rule(pk, system, conditions, tz) for pk, system, conditions, tz in rows}
 
 
 @lru_cache(maxsize=4096)
@@ -44,25 +56,22 @@ def _rule_select(
     return sql, tuple(params)
 
 
-@transaction.atomic
+# Within the member's own transaction: no savepoint of its own.
+@transaction.atomic(savepoint=False)
 def refresh_memberships_for_member(*, member: Member, actor: str = "") -> None:
     """Put one member in exactly the automatic groups whose rules it satisfies.
 
-    One query per dependency level (usually one) evaluates every rule for this member, so
-    the cost grows with the number of automatic groups, never with the number of members.
+    One query per dependency level (usually one) evaluates every rule for this member and
+    reads whether it is in each group, so the cost grows with the number of automatic
+    groups, never with the number of members.
     """
     lock_rules(member.club_id, exclusive=False)
-    groups = _automatic_groups(member.club_id)
-    if not groups:
+    rules = _automatic_groups(member.club_id)
+    if not rules:
         return
-    current = set(
-        Membership.objects.filter(club_id=member.club_id, member_id=member.pk).values_list(
-            "group_id", flat=True
-        )
-    )
-    tz = next(iter(groups.values())).club.timezone
+    tz = next(iter(rules.values())).timezone
     today = datetime.now(ZoneInfo(tz)).date()
-    graph = graph_of((pk, group.audience.conditions) for pk, group in groups.items())
+    graph = graph_of((pk, rule.conditions) for pk, rule in rules.items())
     for batch in levels(graph):
         tests, params = [], []
         for group_id in batch:
@@ -71,18 +80,25 @@ def refresh_memberships_for_member(*, member: Member, actor: str = "") -> None:
                 member.club_id,
                 tz,
                 today,
-                json.dumps(groups[group_id].audience.conditions, sort_keys=True),
+                json.dumps(rules[group_id].conditions, sort_keys=True),
             )
             tests.append(f"EXISTS (SELECT 1 FROM ({sql}) r WHERE r.id = %s)")
-            params.extend([*rule_params, member.pk])
+            tests.append(
+                f"EXISTS (SELECT 1 FROM {MEMBERSHIP_TABLE} WHERE club_id = %s "
+                "AND group_id = %s AND member_id = %s)"
+            )
+            params.extend([*rule_params, member.pk, member.club_id, group_id, member.pk])
         with connection.cursor() as cursor:
             cursor.execute("SELECT " + ", ".join(tests), params)
-            matches = cursor.fetchone()
-        for group_id, matched in zip(batch, matches, strict=True):
-            group = groups[group_id]
-            if matched and group_id not in current:
+            answers = cursor.fetchone()
+        for index, group_id in enumerate(batch):
+            matched, current = answers[2 * index], answers[2 * index + 1]
+            if bool(matched) == bool(current):
+                continue
+            group = MembersGroup(pk=group_id, club_id=member.club_id, system=rules[group_id].system)
+            if matched:
                 ledger.join(group, [member.pk], source=rule_source(group), actor=actor)
-            elif not matched and group_id in current:
+            else:
                 ledger.leave(group, [member.pk], source=rule_source(group), actor=actor)
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 from django.db.models import F, Model, QuerySet
 from django.db.models.expressions import OrderBy
 from django.http import QueryDict
+from django.utils import timezone
 from drf_spectacular.drainage import get_override
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
@@ -232,8 +234,10 @@ _V = TypeVar("_V")
 class ClubPagination(BasePagination):
     """``page_no``/``per_page`` pages under ``resource_key``, with the SPEC's pagination_info.
 
-    The page is read in two steps, the ids first and then their rows, so that a deep page
-    skips over index entries rather than whole rows (PERFORMANCE.md, deferred join).
+    The first page is read in one statement. A later page is read in two steps, the ids
+    first and then their rows, so that a deep page skips over index entries rather than
+    whole rows (PERFORMANCE.md, deferred join). A page that is not full ends the list, so
+    its total needs no count.
     """
 
     resource_key: ClassVar[str]
@@ -243,21 +247,67 @@ class ClubPagination(BasePagination):
     ) -> list[_R]:
         assert isinstance(queryset, QuerySet)  # the views page querysets only
         page = PageRequest.from_query(view.query)
-        # A view that knows the total (e.g. from a stored count) sets ``total_count``.
-        total = getattr(view, "total_count", None)
-        total = queryset.count() if total is None else total
-        self.info = pagination_info(total_count=total, page=page)
-        pks = queryset.values_list("pk", flat=True)
-        if SortOrder in view.filter_backends:
-            # Sorted by ``sort_by[]``: read in that order (see ``page_in_order``).
-            keys = sort_keys(view.query, view.sortable_fields)
-            ids = page_in_order(pks, keys, offset=page.offset, limit=page.per_page)
+        # Sorted by ``sort_by[]``: read in that order (see ``page_in_order``).
+        sorted_list = SortOrder in view.filter_backends
+        keys = sort_keys(view.query, view.sortable_fields) if sorted_list else None
+        if page.offset == 0:
+            rows = _page(queryset, keys, offset=0, limit=page.per_page)
         else:
-            ids = list(pks[page.offset : page.offset + page.per_page])
-        return list(queryset.filter(pk__in=ids)) if ids else []
+            ids = _page(queryset.values_list("pk", flat=True), keys, page.offset, page.per_page)
+            rows = list(queryset.filter(pk__in=ids)) if ids else []
+        if len(rows) < page.per_page and (rows or page.offset == 0):
+            total = page.offset + len(rows)
+        else:
+            # A view that knows the total (e.g. from a stored count) sets ``total_count``:
+            # a number, or a function called only when the page does not tell it.
+            known = getattr(view, "total_count", None)
+            total = queryset.count() if known is None else known() if callable(known) else known
+        self.info = pagination_info(total_count=total, page=page)
+        return rows
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response({self.resource_key: data, "pagination_info": self.info})
+
+
+def paginated_rows(
+    view: Any,
+    rows: QuerySet[Any, dict[str, Any]],
+    represent: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+) -> Response:
+    """The view's page of ``rows`` (a ``values()`` queryset, filtered and sorted), each row
+    written by ``represent``: the lists build their JSON from rows, not model instances."""
+    paginator = view.paginator
+    assert isinstance(paginator, ClubPagination)  # every list view pages with one
+    page = paginator.paginate_queryset(rows, view.request, view)
+    return paginator.get_paginated_response(represent(page))
+
+
+def _page(
+    queryset: QuerySet[Any], keys: Sequence[SortKey] | None, offset: int, limit: int
+) -> list[Any]:
+    if keys is None:
+        return list(queryset[offset : offset + limit])
+    return page_in_order(queryset, keys, offset=offset, limit=limit)
+
+
+def datetime_text() -> Callable[[datetime | None], str | None]:
+    """A function writing datetimes as DRF's ``DateTimeField`` does (ISO 8601 in the current
+    time zone, "Z" for UTC), the time zone looked up once: once per response, not per row.
+    """
+    zone = timezone.get_current_timezone()
+
+    def text(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return str(DATETIME.to_representation(value))
+        iso = value.astimezone(zone).isoformat()
+        return iso[:-6] + "Z" if iso.endswith("+00:00") else iso
+
+    return text
+
+
+DATETIME = serializers.DateTimeField()
 
 
 def paginated_by(resource_key: str) -> type[ClubPagination]:
