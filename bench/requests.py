@@ -115,14 +115,18 @@ def main(
     """Measure, print, profile; ``baseline`` names another checkout of the project served
     beside this one, whose CPU per request is printed as a baseline too."""
     setup_django(**SERVER_ENV)
-    # The requests sent in this process log as in production, but their lines go nowhere.
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 (for the process's life)
     # The load benchmark's groups, made on its first run; this imports Django's models.
     from bench.load import PREFIX, _config, ensure_groups
 
     first_id = ensure_groups(club_id, members)
+    # The requests sent in this process log as in production, but their lines go nowhere
+    # (after ensure_groups: its django.setup() configures logging again).
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    devnull = open(os.devnull, "w")  # noqa: SIM115 (for the process's life)
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(devnull)
     # The target's PATCH re-evaluates the load's 10 automatic groups: other benchmarks'
     # automatic groups go (the automatic benchmark makes its own again on each run).
     from groups.models import MembersGroup
