@@ -14,60 +14,74 @@ from loyalty.api.fields import StrictCharField, StrictIntegerField, reject_unsto
 from loyalty.api.pagination import MAX_ID
 
 LEAF_OPERATORS = tuple(dict.fromkeys(op for ops in grammar.OPERATORS.values() for op in ops))
+LEAF = {
+    "type": "object",
+    "description": "One test of a member's field. The operators each type takes: "
+    + "; ".join(f"{t}: {', '.join(ops)}" for t, ops in grammar.OPERATORS.items())
+    + ". condition_group consents tests consents.<name> (type boolean); absent, it is "
+    "member_properties.",
+    "required": ["type", "field", "operator"],
+    "properties": {
+        "condition_group": enum("ConditionGroupEnum", grammar.CONDITION_GROUPS),
+        "type": enum("ConditionTypeEnum", grammar.TYPES),
+        "field": {
+            "type": "string",
+            "description": "A member field (email, msisdn, created_at, members_group_ids, "
+            "...), a property key, or consents.<name>.",
+        },
+        "operator": enum("ConditionOperatorEnum", LEAF_OPERATORS),
+        "value": {
+            "nullable": True,
+            "description": "What the operator compares with: a string, number, boolean or "
+            "date (YYYY-MM-DD), an array of them (in, not_in, any, all, none), two for "
+            "between, a number of days; absent for empty, not_empty, present and blank.",
+        },
+    },
+}
+
+
+def _node(children: str) -> dict[str, Any]:
+    """A node whose conditions are the component ``children``."""
+    return {
+        "type": "object",
+        "description": "and: all of its conditions hold; or: any of them; not: they do not "
+        "all hold.",
+        "required": ["operator", "conditions"],
+        "properties": {
+            "operator": enum("ConditionNodeOperatorEnum", grammar.BRANCH_OPERATORS),
+            "conditions": {"type": "array", "minItems": 1, "items": {"$ref": SCHEMAS + children}},
+        },
+    }
+
+
+def _explained(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with a required ``matches``, as the explanation of a membership marks it."""
+    matches = {"type": "boolean", "description": "Whether the member satisfies this condition."}
+    return {
+        **schema,
+        "required": [*schema["required"], "matches"],
+        "properties": {**schema["properties"], "matches": matches},
+    }
+
+
 # SPEC section 4 as schema components: the platform's condition (a leaf), and the node that
 # nests conditions, referring back to the union of both.
 CONDITION = component(
     "Condition",
     {
-        "oneOf": [
-            component(
-                "ConditionLeaf",
-                {
-                    "type": "object",
-                    "description": "One test of a member's field. The operators each type "
-                    "takes: "
-                    + "; ".join(f"{t}: {', '.join(ops)}" for t, ops in grammar.OPERATORS.items())
-                    + ". condition_group consents tests consents.<name> (type boolean); "
-                    "absent, it is member_properties.",
-                    "required": ["type", "field", "operator"],
-                    "properties": {
-                        "condition_group": enum("ConditionGroupEnum", grammar.CONDITION_GROUPS),
-                        "type": enum("ConditionTypeEnum", grammar.TYPES),
-                        "field": {
-                            "type": "string",
-                            "description": "A member field (email, msisdn, created_at, "
-                            "members_group_ids, ...), a property key, or consents.<name>.",
-                        },
-                        "operator": enum("ConditionOperatorEnum", LEAF_OPERATORS),
-                        "value": {
-                            "nullable": True,
-                            "description": "What the operator compares with: a string, "
-                            "number, boolean or date (YYYY-MM-DD), an array of them (in, "
-                            "not_in, any, all, none), two for between, a number of days; "
-                            "absent for empty, not_empty, present and blank.",
-                        },
-                    },
-                },
-            ),
-            component(
-                "ConditionNode",
-                {
-                    "type": "object",
-                    "description": "and: all of its conditions hold; or: any of them; not: "
-                    "they do not all hold.",
-                    "required": ["operator", "conditions"],
-                    "properties": {
-                        "operator": enum("ConditionNodeOperatorEnum", grammar.BRANCH_OPERATORS),
-                        "conditions": {
-                            "type": "array",
-                            "minItems": 1,
-                            "items": {"$ref": SCHEMAS + "Condition"},
-                        },
-                    },
-                },
-            ),
-        ],
+        "oneOf": [component("ConditionLeaf", LEAF), component("ConditionNode", _node("Condition"))],
         "description": "A condition (a leaf) or a node of conditions (and, or, not).",
+    },
+)
+# The same tree as a membership's explanation sends it: every leaf and node with matches.
+EXPLAINED_CONDITION = component(
+    "ExplainedCondition",
+    {
+        "oneOf": [
+            component("ExplainedConditionLeaf", _explained(LEAF)),
+            component("ExplainedConditionNode", _explained(_node("ExplainedCondition"))),
+        ],
+        "description": "A condition or a node of conditions, with whether the member satisfies it.",
     },
 )
 CONDITION_EXAMPLE = {
@@ -98,6 +112,11 @@ CONDITIONS_PAYLOAD_SCHEMA = {
 @extend_schema_field(CONDITIONS_SCHEMA)
 class ConditionsField(serializers.JSONField):
     """The conditions as stored: always an array."""
+
+
+@extend_schema_field({"type": "array", "items": EXPLAINED_CONDITION})
+class ExplainedConditionsField(serializers.JSONField):
+    """A rule's conditions as a membership's explanation sends them."""
 
 
 @extend_schema_field(CONDITIONS_PAYLOAD_SCHEMA)

@@ -10,7 +10,12 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from audiences.serializers import CONDITION_EXAMPLE, ConditionsField, ConditionsPayloadField
+from audiences.serializers import (
+    CONDITION_EXAMPLE,
+    ConditionsField,
+    ConditionsPayloadField,
+    ExplainedConditionsField,
+)
 from groups.models import MembersGroup, MembershipEvent
 from loyalty.api.fields import (
     UNSTORABLE,
@@ -344,7 +349,16 @@ class BulkRemoveReportSerializer(serializers.Serializer[Any]):
                 "member_id": 1234567,
                 "is_member": True,
                 "matches": True,
-                "conditions": [{**CONDITION_EXAMPLE, "matches": True}],
+                "conditions": [
+                    {
+                        "operator": "or",
+                        "conditions": [
+                            {**CONDITION_EXAMPLE, "matches": True},
+                            {**CONDITION_EXAMPLE, "value": "@hotmail.", "matches": False},
+                        ],
+                        "matches": True,
+                    }
+                ],
             },
             response_only=True,
         )
@@ -355,8 +369,7 @@ class ExplainSerializer(serializers.Serializer[Any]):
     member_id = serializers.IntegerField()
     is_member = serializers.BooleanField(help_text="Whether the member is in the group now.")
     matches = serializers.BooleanField(help_text="Whether the member satisfies the whole rule.")
-    conditions = serializers.ListField(
-        child=serializers.DictField(),
+    conditions = ExplainedConditionsField(
         help_text="The rule's conditions as stored, each node with a matches flag; nested "
         "and/or/not nodes carry their own conditions the same way.",
     )

@@ -377,6 +377,17 @@ def test_an_integrator_runs_every_operation_through_the_generated_client(
         200,
     )
     assert (explained.is_member, explained.matches) == (True, True)
+    # The rule's node and its leaves, each typed and marked: Astrid is an Astrid in red.
+    explained_node = explained.conditions[0]
+    assert isinstance(explained_node, m.ExplainedConditionNode)
+    assert (explained_node.operator, explained_node.matches) == (
+        m.ConditionNodeOperatorEnum.OR,
+        True,
+    )
+    assert [(type(c), c.field, c.matches) for c in explained_node.conditions] == [
+        (m.ExplainedConditionLeaf, "first_name", True),
+        (m.ExplainedConditionLeaf, "members_group_ids", True),
+    ]
 
     events = answer(
         api.list_group_events.sync_detailed(members_group_id=red.id, kind=m.KindEnum.LEFT, **call),

@@ -195,6 +195,18 @@ def test_conditions_are_typed_wherever_they_appear(schema: dict[str, Any]) -> No
     ]
     assert node["properties"]["conditions"]["items"] == CONDITION
     assert components["ConditionNodeOperatorEnum"]["enum"] == ["and", "or", "not"]
+    # The explanation sends the same tree, every leaf and node with a required matches.
+    explained = {"$ref": "#/components/schemas/ExplainedCondition"}
+    assert components["ExplainedCondition"]["oneOf"] == [
+        {"$ref": "#/components/schemas/ExplainedConditionLeaf"},
+        {"$ref": "#/components/schemas/ExplainedConditionNode"},
+    ]
+    for name, typed in [("ExplainedConditionLeaf", leaf), ("ExplainedConditionNode", node)]:
+        assert components[name]["required"] == [*typed["required"], "matches"], name
+        assert components[name]["properties"]["matches"]["type"] == "boolean", name
+        assert components[name]["properties"].keys() - {"matches"} == typed["properties"].keys()
+    assert components["ExplainedConditionNode"]["properties"]["conditions"]["items"] == explained
+    assert components["Explain"]["properties"]["conditions"]["items"] == explained
     for name, field in [
         ("MembersGroup", "audience_conditions"),
         ("GroupMembership", "audience_conditions"),
