@@ -47,20 +47,7 @@ class MemberSerializer(serializers.ModelSerializer[Member]):
 
     class Meta:
         model = Member
-        fields = [
-            "id",
-            "email",
-            "msisdn",
-            "properties",
-            "consents",
-            "sms_status",
-            "email_status",
-            "push_status",
-            "subunit_ids",
-            "favorite_stores",
-            "created_at",
-            "updated_at",
-        ]
+        fields = list(MEMBER_COLUMNS)
         read_only_fields = fields
 
     def to_representation(self, instance: Member) -> dict[str, Any]:
