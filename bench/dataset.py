@@ -23,6 +23,17 @@ LAST_NAMES = ["Nordmann", "Hansen", "Johansen", "Olsen", "Larsen", "Berg", "Haug
 INTERESTS = ["golf", "food", "fashion", "kids", "sport"]
 
 
+def random_properties(rng: random.Random) -> dict[str, object]:
+    """A member's properties as the benchmarks make them (the rules' fields among them)."""
+    return {
+        "first_name": rng.choice(FIRST_NAMES),
+        "last_name": rng.choice(LAST_NAMES),
+        "gender": rng.choice(["female", "male", "other"]),
+        "points": rng.randrange(10_000),
+        "interests": rng.sample(INTERESTS, 2),
+    }
+
+
 def email_of(n: int) -> str:
     return f"member{n}@bench.example"
 
@@ -82,13 +93,7 @@ def _copy_members(conn: psycopg.Connection, club_id: int, members: int) -> None:
     with conn.cursor() as cur, cur.copy(f"COPY members_member ({columns}) FROM STDIN") as copy:
         for n in range(1, members + 1):
             created = now - timedelta(seconds=rng.randrange(2 * 365 * 86400))
-            properties = {
-                "first_name": rng.choice(FIRST_NAMES),
-                "last_name": rng.choice(LAST_NAMES),
-                "gender": rng.choice(["female", "male", "other"]),
-                "points": rng.randrange(10_000),
-                "interests": rng.sample(INTERESTS, 2),
-            }
+            properties = random_properties(rng)
             copy.write_row(
                 (
                     club_id,

@@ -16,7 +16,9 @@ from typing import Any
 
 from locust import FastHttpUser, between, task
 
-from bench.dataset import FIRST_NAMES, INTERESTS, LAST_NAMES, email_of, msisdn_of
+from bench.dataset import email_of, msisdn_of, random_properties
+
+RNG = random.Random()
 
 CONFIG: dict[str, Any] = json.loads(Path(os.environ["LOAD_BENCH_CONFIG"]).read_text())
 GROUP_LISTS = [
@@ -72,13 +74,7 @@ class ApiUser(FastHttpUser):
         self._call("GET", f"members_groups/{group_id}/members?{query}", "GET .../members")
 
     def _properties(self) -> dict[str, Any]:
-        return {
-            "first_name": random.choice(FIRST_NAMES),
-            "last_name": random.choice(LAST_NAMES),
-            "gender": random.choice(["female", "male", "other"]),
-            "points": random.randrange(10_000),
-            "interests": random.sample(INTERESTS, 2),
-        }
+        return random_properties(RNG)
 
     @task(10)
     def patch_member(self) -> None:

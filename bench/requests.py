@@ -34,7 +34,7 @@ from typing import Any
 import psutil
 import psycopg
 
-from bench.dataset import BENCH_DATABASE_URL, CLUB_SLUG, FIRST_NAMES, INTERESTS, LAST_NAMES, ROOT
+from bench.dataset import BENCH_DATABASE_URL, CLUB_SLUG, ROOT, random_properties
 from bench.harness import ApiClient, gunicorn_server, report, setup_django
 
 # The server's settings, in gunicorn and in this process alike. Request logging on, as in
@@ -78,14 +78,7 @@ def _list(rng: random.Random, config: dict[str, Any]) -> Request:
 
 def _patch(rng: random.Random, config: dict[str, Any]) -> Request:
     member_id = config["id_offset"] + rng.randint(1, config["members"])
-    properties = {
-        "first_name": rng.choice(FIRST_NAMES),
-        "last_name": rng.choice(LAST_NAMES),
-        "gender": rng.choice(["female", "male", "other"]),
-        "points": rng.randrange(10_000),
-        "interests": rng.sample(INTERESTS, 2),
-    }
-    return "PATCH", f"members/{member_id}", {"properties": properties}
+    return "PATCH", f"members/{member_id}", {"properties": random_properties(rng)}
 
 
 KINDS = (

@@ -281,8 +281,8 @@ if TASK_BACKEND == "django_tasks_rq.RQBackend":
     INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
 
 # The API (SPEC section 2). Rate counters live in this cache, which every web process must
-# share: by default the database (`createcachetable` makes its table), whose increments
-# loyalty.cache makes atomic; Redis (CACHE_URL=redis://host:6379/1) takes the load
+# share: by default the database (`migrate` makes its table), which loyalty.cache counts
+# in with one statement per request; Redis (CACHE_URL=redis://host:6379/1) takes the load
 # off the database. A locmem cache counts per process.
 CACHES = {"default": env.cache("CACHE_URL", default="dbcache://django_cache")}
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
