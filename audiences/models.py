@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.db import models
 
+from loyalty.db_decoding import JSONField
 from loyalty.models import ClubScopedModel
 
 
 class Audience(ClubScopedModel):
     name = models.CharField(max_length=200, blank=True)
-    conditions = models.JSONField(default=list, blank=True)
+    conditions = JSONField(default=list, blank=True)
     # Made by the service for one group (a manual group's own rule, the rule an automatic
     # group was given as conditions, "All members"): it goes when no group uses it any
     # more. An audience a client created is never removed by what happens to groups.

@@ -40,13 +40,16 @@ class LoyaltyConfig(AppConfig):
     verbose_name = "Loyalty clubs"
 
     def ready(self) -> None:
-        from loyalty import casefold, middleware
+        from loyalty import casefold, db_decoding, middleware
 
         connection_created.connect(
             casefold.register_sqlite_function, dispatch_uid="loyalty.sqlite_fold_case"
         )
         connection_created.connect(
             middleware.set_timeouts_of_new_connection, dispatch_uid="loyalty.web_timeouts"
+        )
+        connection_created.connect(
+            db_decoding.use_c_timestamptz_loader, dispatch_uid="loyalty.c_timestamptz_loader"
         )
         checks.register(casefold.check_icu_collation, checks.Tags.database)
         pre_migrate.connect(_before_migrate, dispatch_uid="loyalty.sqlite_legacy_alter_on")

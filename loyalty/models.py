@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from loyalty.db_decoding import JSONField
 from loyalty.permits import ALL_PERMITS
 
 TOKEN_PREFIX = "mgs_"
@@ -68,7 +69,7 @@ class ApiToken(ClubScopedModel):
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
-    permits = models.JSONField(default=list)
+    permits = JSONField(default=list)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

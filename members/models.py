@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
 
+from loyalty.db_decoding import JSONField
 from loyalty.models import Club, ClubScopedModel
 
 # The identifiers a club's members may not share.
@@ -33,8 +34,8 @@ class Member(ClubScopedModel):
 
     email = models.CharField(max_length=254, null=True, blank=True)
     msisdn = models.CharField(max_length=15, null=True, blank=True)
-    properties = models.JSONField(default=dict, blank=True)
-    consents = models.JSONField(default=dict, blank=True)
+    properties = JSONField(default=dict, blank=True)
+    consents = JSONField(default=dict, blank=True)
     sms_status = models.CharField(
         max_length=20, choices=ChannelStatus.choices, default=ChannelStatus.DISABLED
     )
@@ -45,8 +46,8 @@ class Member(ClubScopedModel):
         max_length=20, choices=ChannelStatus.choices, default=ChannelStatus.DISABLED
     )
     # JSON arrays rather than PostgreSQL arrays so the same schema runs on SQLite.
-    subunit_ids = models.JSONField(default=list, blank=True)
-    favorite_stores = models.JSONField(default=list, blank=True)
+    subunit_ids = JSONField(default=list, blank=True)
+    favorite_stores = JSONField(default=list, blank=True)
     # The fingerprint of the import file row that last wrote the member, cleared by every
     # other write: a re-import skips, unparsed, a row whose fingerprint its member holds.
     import_fingerprint = models.CharField(max_length=32, null=True, blank=True, editable=False)
@@ -166,13 +167,13 @@ class MemberImport(ClubScopedModel):
     updated = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
-    rejected_rows = models.JSONField(default=list, blank=True)
+    rejected_rows = JSONField(default=list, blank=True)
     # The members sent, kept only until the import has run; a row jsonb cannot hold (a lone
     # surrogate, a number too large for a float) as its JSON text, for the run to reject.
-    payload = models.JSONField(default=list, blank=True)
+    payload = JSONField(default=list, blank=True)
     # [member id, index] of each row imported so far, committed with its batch: a resumed
     # run knows them, so a later row naming one of these members is still a duplicate.
-    members_taken = models.JSONField(default=list, blank=True, editable=False)
+    members_taken = JSONField(default=list, blank=True, editable=False)
     # Who sent it: the actor of the membership events the import causes.
     actor = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)

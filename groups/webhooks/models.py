@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from groups.models import EventKind, new_webhook_secret
+from loyalty.db_decoding import JSONField
 from loyalty.models import Club, ClubScopedModel
 
 
@@ -22,7 +23,7 @@ class WebhookEndpoint(ClubScopedModel):
     # The receiver verifies each body's HMAC-SHA256 signature under this secret.
     secret = models.CharField(max_length=100, default=new_webhook_secret)
     # Group ids as a list, empty for every group: no join table, so the row stays in its shard.
-    group_ids = models.JSONField(default=list, blank=True)
+    group_ids = JSONField(default=list, blank=True)
     on_join = models.BooleanField(default=True, verbose_name="joins")
     on_leave = models.BooleanField(default=True, verbose_name="leaves")
     active = models.BooleanField(default=True)
@@ -55,7 +56,7 @@ class WebhookDelivery(models.Model):
         WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     # The ids of the MembershipEvent rows sent; the body is built from them at each attempt.
-    event_ids = models.JSONField(default=list)
+    event_ids = JSONField(default=list)
     events_count = models.PositiveIntegerField(default=0)
     status = models.CharField(
         max_length=9, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING

@@ -10,7 +10,7 @@ parameters from the same FilterSets (``QueryFilterExtension``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial, reduce
+from functools import cache, partial, reduce
 from operator import or_
 from typing import Any, TypeVar
 
@@ -276,7 +276,7 @@ class QueryFilterSet(django_filters.FilterSet):
     @classmethod
     def given(cls, data: QueryDict) -> bool:
         """Whether ``data`` names any of these filters."""
-        names = {p.name for p in cls.parameters()}
+        names = _parameter_names(cls)
         return any(key.partition("[")[0] in names for key in data)
 
     @classmethod
@@ -287,6 +287,11 @@ class QueryFilterSet(django_filters.FilterSet):
             raise InvalidParameters(details=_details(filterset.form.errors.as_data()))
         narrowed: QuerySet[_M, _R] = filterset.qs
         return narrowed
+
+
+@cache
+def _parameter_names(filterset: type[QueryFilterSet]) -> frozenset[str]:
+    return frozenset(parameter.name for parameter in filterset.parameters())
 
 
 def _query_filter(filter_: django_filters.Filter) -> QueryFilter:
@@ -318,6 +323,10 @@ class QueryFilterBackend(DjangoFilterBackend):
         if filterset_class is None:
             return queryset
         assert issubclass(filterset_class, QueryFilterSet)
+        if not filterset_class.given(view.query):
+            # Nothing to filter by: the FilterSet would return the queryset as it is, after
+            # deep-copying its filters and building and validating a form.
+            return queryset
         return filterset_class.apply(view.query, queryset)
 
 

@@ -1,0 +1,89 @@
+"""Reading column values in C: the reads of a page decode hundreds of timestamps and JSON
+documents, and Django's decoders for both run Python code per value.
+
+Each gives exactly the values Django's own decoders give (``tests/loyalty/test_db_decoding.py``
+compares them); the API's lists spent a fifth of their CPU in those decoders.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from psycopg import adapt
+from psycopg.abc import AdaptContext
+
+# The C scanner json.loads runs, without its Python layers (two regular expressions for the
+# surrounding whitespace, three calls): a stored JSON value has no surrounding whitespace.
+ScanOnce = Callable[[str, int], tuple[Any, int]]
+_scan_once = cast(ScanOnce, json.JSONDecoder().scan_once)  # type: ignore[attr-defined]
+
+
+class JSONField(models.JSONField):
+    """Django's ``JSONField``, parsing what the database returns with the C scanner.
+
+    Migrations see Django's field (same column, same options): decoding is not part of the
+    schema, and a changed field path would make SQLite re-make each table.
+    """
+
+    def from_db_value(self, value: Any, expression: Any, connection: BaseDatabaseWrapper) -> Any:
+        if type(value) is str and self.decoder is None:
+            try:
+                parsed, end = _scan_once(value, 0)
+            except StopIteration:
+                pass  # not JSON at its first character: Django's answer for that below
+            else:
+                if end == len(value):
+                    return parsed
+        return super().from_db_value(value, expression, connection)
+
+    def deconstruct(self) -> tuple[str, str, Sequence[Any], dict[str, Any]]:
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.JSONField", args, kwargs
+
+
+def _c_timestamptz_loader() -> type[adapt.Loader] | None:
+    from psycopg import _cmodule
+
+    module = _cmodule._psycopg
+    return None if module is None else cast(type[adapt.Loader], module.TimestamptzLoader)
+
+
+class UtcTimestamptzLoader(adapt.Loader):
+    """psycopg's C ``timestamptz`` loader, where Django registers its Python one.
+
+    Django's gives each datetime its connection's time zone, UTC, by parsing in Python and
+    replacing the zone; the C loader gives the session's, which Django has set to UTC before
+    this loader is registered. ``timezone`` is what Django compares to decide whether a
+    cursor needs its own loader.
+    """
+
+    timezone = UTC
+    c_loader: type[adapt.Loader] | None = _c_timestamptz_loader()
+
+    def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
+        super().__init__(oid, context)
+        assert self.c_loader is not None  # registered only where psycopg's C module is
+        # The C loader's own method, so that a row's values are decoded without a Python call.
+        self.load = self.c_loader(oid, context).load  # type: ignore[method-assign]
+
+    def load(self, data: Any) -> datetime:  # replaced in __init__
+        raise NotImplementedError
+
+
+def use_c_timestamptz_loader(
+    sender: type[BaseDatabaseWrapper], connection: BaseDatabaseWrapper, **kwargs: Any
+) -> None:
+    """``connection_created`` receiver: a PostgreSQL connection in UTC decodes its
+    ``timestamptz`` values with psycopg's C loader (any other keeps Django's)."""
+    if (
+        connection.vendor == "postgresql"
+        and UtcTimestamptzLoader.c_loader is not None
+        and connection.timezone is UTC
+        and connection.connection.info.parameter_status("TimeZone") == "UTC"
+    ):
+        connection.connection.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
