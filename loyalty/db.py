@@ -13,7 +13,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
-from django.db.models import BooleanField, Func
+from django.db.models import BooleanField, Func, QuerySet, Subquery
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -179,6 +179,32 @@ class InArray(Func):
         if connection.vendor == "postgresql":
             return f"{sql} = ANY(%s::{self.sql_type}[])", [*params, pg_array(self.values)]
         return f"{sql} IN (SELECT value FROM json_each(%s))", [*params, json.dumps(self.values)]
+
+
+class InSubqueryArray(Func):
+    """``expression IN (subquery)``, the subquery read first into an array on PostgreSQL
+    (``= ANY(ARRAY(subquery))``): its rows are then fetched by primary key and sorted.
+
+    Written as ``IN``, a small group's members sorted by a field with a ``LIMIT`` are
+    planned as a walk of the club's whole index on that field probing each member whenever
+    the statistics guess the group larger than it is (they lag a club's groups): 300 to 600
+    ms for a group of 1,000 in a club of 1,000,000, where reading the group first takes 5
+    to 8 ms. The array's size is unknown when planning, so no statistics can steer it.
+    """
+
+    output_field = BooleanField()
+
+    def __init__(self, expression: Any, subquery: QuerySet[Any]) -> None:
+        super().__init__(expression, Subquery(subquery))
+
+    def as_sql(  # type: ignore[override]
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, list[Any]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        subquery, subquery_params = compiler.compile(self.source_expressions[1])
+        if connection.vendor == "postgresql":
+            return f"{sql} = ANY(ARRAY{subquery})", [*params, *subquery_params]
+        return f"{sql} IN {subquery}", [*params, *subquery_params]
 
 
 T = TypeVar("T")

@@ -4,8 +4,9 @@ Two plans give the same page. A group that is a large share of its club is best 
 walking the club's index on the first field, in order, and probing each member for
 membership: a page costs about (offset + page) x club / group probes. A small group is best
 sorted whole: its size. Which of the two queries is sent is chosen from the stored counts
-(the planner's guess of a group's share of the club from its statistics can be stale); the
-plans are those PostgreSQL picks for each query (bench/pages.py measures them).
+(the planner's guess of a group's share of the club from its statistics can be stale), and
+the sorting query reads the group's members first (``InSubqueryArray``) so that the same
+stale guess cannot turn it into a walk (bench/pages.py measures both plans).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from groups.models import ALL_MEMBERS_KEY, MembersGroup, Membership
 from groups.selectors.group_members import MembersPage, member_ids_at
 from loyalty.api.pagination import SortKey, page_in_order, sorted_by
+from loyalty.db import InSubqueryArray
 from members.models import Member
 from members.selectors import MEMBER_COLUMNS
 
@@ -48,7 +50,7 @@ def sorted_group_members_page(
     else:
         member_ids = member_ids_at(group, at).values("member_id")
     members = (only if only is not None else Member.objects.filter(club_id=group.club_id)).filter(
-        pk__in=member_ids
+        InSubqueryArray("pk", member_ids)
     )
     page = list(sorted_by(members, keys).values(*MEMBER_COLUMNS)[offset : offset + per_page])
     return MembersPage(members=page, next_after_id=None, is_first=offset == 0)
