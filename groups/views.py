@@ -240,7 +240,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
         if by_fields and after_id is not None:
             raise InvalidParameters.field("after_id", "requires_sort_by_id")
         only = (
-            MemberFilterSet.apply(query, Member.objects.filter(club_id=group.club_id))
+            MemberFilterSet.apply(query, Member.objects.filter(club=group.club_id), group.club_id)
             if MemberFilterSet.given(query)
             else None
         )

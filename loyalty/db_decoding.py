@@ -2,7 +2,8 @@
 documents, and Django's decoders for both run Python code per value.
 
 Each gives exactly the values Django's own decoders give (``tests/loyalty/test_db_decoding.py``
-compares them); the API's lists spent a fifth of their CPU in those decoders.
+and ``tests/postgres/test_db_decoding.py`` compare them); the API's lists spent a fifth of
+their CPU in those decoders.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class JSONField(models.JSONField):
         if type(value) is str and self.decoder is None:
             try:
                 parsed, end = _scan_once(value, 0)
-            except StopIteration:
-                pass  # not JSON at its first character: Django's answer for that below
+            except (StopIteration, ValueError):
+                pass  # not one JSON value: Django's answer for that below
             else:
                 if end == len(value):
                     return parsed
@@ -58,8 +59,9 @@ class UtcTimestamptzLoader(adapt.Loader):
 
     Django's gives each datetime its connection's time zone, UTC, by parsing in Python and
     replacing the zone; the C loader gives the session's, which Django has set to UTC before
-    this loader is registered. ``timezone`` is what Django compares to decide whether a
-    cursor needs its own loader.
+    this loader is registered (nothing here sets another ``TimeZone`` later: a session that
+    did would get the same instants in its zone). ``timezone`` is what Django compares to
+    decide whether a cursor needs its own loader.
     """
 
     timezone = UTC

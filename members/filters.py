@@ -95,4 +95,4 @@ class MemberFilterSet(QueryFilterSet):
     def filter_groups(
         self, queryset: QuerySet[_M, _R], name: str, value: list[int]
     ) -> QuerySet[_M, _R]:
-        return queryset.filter(selectors.in_any_group(value))
+        return queryset.filter(selectors.in_any_group(self.club_id, value))

@@ -92,36 +92,31 @@ def identified_by(term: str) -> Q:
 PLANNED_REACH = 100
 
 
-def in_any_group(group_ids: Iterable[int]) -> Q:
-    """True for members in any of ``group_ids``.
+def in_any_group(club_id: int, group_ids: Iterable[int]) -> Q:
+    """True for members of club ``club_id`` in any of ``group_ids`` (other clubs' groups
+    hold none of them).
 
-    Groups that are a large share of their club are probed, member by member, on the
+    Groups that are a large share of the club are probed, member by member, on the
     membership index ``(club, group, member)``: a page read in the club's order meets their
     members soon. Smaller groups are read first (``InSubqueryArray``): walking the club to
     find a page of them would probe about page x club / groups members (the filter took
     170 ms for a group of 1,000 in a club of 1,000,000; read first, 15 ms), as in
-    ``groups.selectors.sorted_members``. The groups' stored counts and their clubs' (one
+    ``groups.selectors.sorted_members``. The groups' stored counts and the club's (one
     statement) decide.
-
-    The groups' clubs are given as values: compared with the member's club, the planner
-    could not seek the groups' rows and read every club's memberships (130 ms for a group of
-    1,000 beside 2,000,000 memberships). A membership is in its member's club (its foreign
-    keys), so a group of another club matches none of this club's members.
     """
     ids = set(group_ids)
-    named = MembersGroup.objects.filter(pk__in=ids)
-    counted = MembersGroup.objects.filter(
-        Q(pk__in=ids) | Q(system_key=ALL_MEMBERS_KEY, club_id__in=named.values("club_id"))
-    ).values_list("pk", "club_id", "system_key", "members_count")
-    clubs, held, club_sizes = set(), 0, 0
-    for pk, club_id, system_key, count in counted:
+    counts = MembersGroup.objects.filter(
+        Q(pk__in=ids) | Q(system_key=ALL_MEMBERS_KEY), club_id=club_id
+    ).values_list("pk", "system_key", "members_count")
+    held, club_size, named = 0, 0, []
+    for pk, system_key, count in counts:
         if pk in ids:
-            clubs.add(club_id)
+            named.append(pk)
             held += count
         if system_key == ALL_MEMBERS_KEY:
-            club_sizes += count
-    memberships = Membership.objects.filter(club_id__in=sorted(clubs), group_id__in=sorted(ids))
-    if held * held < PLANNED_REACH * club_sizes:
+            club_size = count
+    memberships = Membership.objects.filter(club_id=club_id, group_id__in=sorted(named))
+    if held * held < PLANNED_REACH * club_size:
         return Q(InSubqueryArray("pk", memberships.values("member_id")))
     return Q(Exists(memberships.filter(member_id=OuterRef("pk"))))
 

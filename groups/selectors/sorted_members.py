@@ -5,8 +5,8 @@ walking the club's index on the first field, in order, and probing each member f
 membership: a page costs about (offset + page) x club / group probes. A small group is best
 sorted whole: its size. Which of the two queries is sent is chosen from the stored counts
 (the planner's guess of a group's share of the club from its statistics can be stale), and
-the sorting query reads the group's members first (``InSubqueryArray``) so that the same
-stale guess cannot turn it into a walk (bench/pages.py measures both plans).
+an unfiltered page's sorting query reads the group's members first (``InSubqueryArray``) so
+that the same stale guess cannot turn it into a walk (bench/pages.py measures both plans).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from groups.models import ALL_MEMBERS_KEY, MembersGroup, Membership
 from groups.selectors.group_members import MembersPage, member_ids_at
@@ -37,10 +37,13 @@ def sorted_group_members_page(
     """One page of a group's members in the order of ``keys`` (member fields), then by id.
 
     Now and unfiltered, a group that is a large enough share of its club for this page is
-    read by walking the club's members in order (``_walked_page``); any other page sorts
-    the group's members (with ``at``, as they were then; with ``only``, those it holds).
+    read by walking the club's members in order (``_walked_page``); a smaller one is read
+    first and sorted (``InSubqueryArray``: it is small, as the walk was dearer). Any other
+    page sorts the group's members (with ``at``, as they were then; with ``only``, those it
+    holds), planned by PostgreSQL.
     """
-    if at is None and only is None and _walk_is_cheaper(group, offset + per_page):
+    unfiltered_now = at is None and only is None
+    if unfiltered_now and _walk_is_cheaper(group, offset + per_page):
         page = _walked_page(group, keys, per_page=per_page, offset=offset)
         return MembersPage(members=page, next_after_id=None, is_first=offset == 0)
     if at is None:
@@ -49,8 +52,9 @@ def sorted_group_members_page(
         ).values("member_id")
     else:
         member_ids = member_ids_at(group, at).values("member_id")
+    held = InSubqueryArray("pk", member_ids) if unfiltered_now else Q(pk__in=member_ids)
     members = (only if only is not None else Member.objects.filter(club_id=group.club_id)).filter(
-        InSubqueryArray("pk", member_ids)
+        held
     )
     page = list(sorted_by(members, keys).values(*MEMBER_COLUMNS)[offset : offset + per_page])
     return MembersPage(members=page, next_after_id=None, is_first=offset == 0)

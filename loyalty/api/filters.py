@@ -279,10 +279,16 @@ class QueryFilterSet(django_filters.FilterSet):
         names = _parameter_names(cls)
         return any(key.partition("[")[0] in names for key in data)
 
+    # The club whose rows ``queryset`` holds, for filters that read other tables (set by
+    # ``apply``).
+    club_id: int
+
     @classmethod
-    def apply(cls, data: QueryDict, queryset: QuerySet[_M, _R]) -> QuerySet[_M, _R]:
-        """``queryset`` narrowed by the filters ``data`` gives, or 422 naming the bad values."""
+    def apply(cls, data: QueryDict, queryset: QuerySet[_M, _R], club_id: int) -> QuerySet[_M, _R]:
+        """``queryset`` (rows of club ``club_id``) narrowed by the filters ``data`` gives, or
+        422 naming the bad values."""
         filterset = cls(data, queryset)
+        filterset.club_id = club_id
         if not filterset.is_valid():
             raise InvalidParameters(details=_details(filterset.form.errors.as_data()))
         narrowed: QuerySet[_M, _R] = filterset.qs
@@ -327,7 +333,7 @@ class QueryFilterBackend(DjangoFilterBackend):
             # Nothing to filter by: the FilterSet would return the queryset as it is, after
             # deep-copying its filters and building and validating a form.
             return queryset
-        return filterset_class.apply(view.query, queryset)
+        return filterset_class.apply(view.query, queryset, club_id=view.club.pk)
 
 
 class QueryFilterExtension(DjangoFilterExtension):

@@ -98,6 +98,11 @@ def test_filters_never_reach_the_other_club(api: APIClient, ours: Side, theirs: 
         body = api.get(f"{path}?{query}").json()
         assert body[path] == [], query
         assert body["pagination_info"]["total_count"] == 0
+    # Named beside one of ours, their group adds nothing and changes nothing.
+    both = f"members_group_ids[]={theirs.group.pk}&members_group_ids[]={ours.group.pk}"
+    for sort in ("", "&sort_by[]=email"):
+        body = api.get(f"members?{both}{sort}").json()
+        assert [m["id"] for m in body["members"]] == [ours.member.pk], sort
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,10 @@ TEXTS = [
     "not json",
     "",
     '{"unterminated": ',
+    '"unterminated',
+    '{"a": 1,}',
+    "[1 2]",
+    "Bob",
 ]
 
 

@@ -58,6 +58,8 @@ def test_a_timestamp_python_cannot_hold_is_refused_alike(djangos: bool) -> None:
     with connection.cursor() as cursor:
         if djangos:
             register_tzloader(connection.timezone, cursor.cursor)
+        loader = cursor.cursor.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
+        assert (loader is UtcTimestamptzLoader) is not djangos
         cursor.execute("SELECT 'infinity'::timestamptz")
         with pytest.raises(DataError, match="after year 10K"):
             cursor.fetchall()
