@@ -62,6 +62,16 @@ def page_plans() -> Iterator[list[str]]:
         yield plans
 
 
+def page_plan(api: APIClient, url: str) -> str:
+    """The plan of the one statement that reads the page of 10 members at ``url``."""
+    with page_plans() as plans:
+        response = api.get(url)
+    assert response.status_code == 200
+    assert len(response.json()["members"]) == 10
+    assert len(plans) == 1, plans
+    return plans[0]
+
+
 @pytest.mark.parametrize(
     ("query", "index"),
     [
@@ -91,13 +101,8 @@ def test_sorted_pages_walk_the_fields_index(
         f"members?members_group_ids[]={all_members.pk}&",
     )
     for path in paths:
-        with page_plans() as plans:
-            response = api.get(f"{path}{query}&per_page=10&page_no=2")
-
-        assert response.status_code == 200
-        assert len(response.json()["members"]) == 10
-        assert len(plans) == 1, plans
-        assert index in plans[0], plans[0]
+        plan = page_plan(api, f"{path}{query}&per_page=10&page_no=2")
+        assert index in plan, plan
 
 
 @pytest.fixture
@@ -139,14 +144,9 @@ def test_a_small_groups_pages_read_the_group_whole(
     if query != "sort_by[]=id":
         paths.append(f"members_groups/{small_group.pk}/members?")
     for path in paths:
-        with page_plans() as plans:
-            response = api.get(f"{path}{query}&per_page=10")
-
-        assert response.status_code == 200
-        assert len(response.json()["members"]) == 10
-        assert len(plans) == 1, plans
+        plan = page_plan(api, f"{path}{query}&per_page=10")
         # The group's members read first (an InitPlan), fetched by id, then sorted: no walk
         # of the club.
-        assert "InitPlan" in plans[0], plans[0]
-        assert "on members_member_pkey" in plans[0], plans[0]
-        assert "member_club_" not in plans[0], plans[0]
+        assert "InitPlan" in plan, plan
+        assert "on members_member_pkey" in plan, plan
+        assert "member_club_" not in plan, plan
