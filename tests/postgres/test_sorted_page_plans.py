@@ -148,5 +148,5 @@ def test_a_small_groups_pages_read_the_group_whole(
         # The group's members read first (an InitPlan), fetched by id, then sorted: no walk
         # of the club.
         assert "InitPlan" in plan, plan
-        assert "on members_member_pkey" in plan, plan
+        assert "members_member_pkey" in plan, plan
         assert "member_club_" not in plan, plan
