@@ -86,21 +86,12 @@ class MembersGroupSerializer(serializers.ModelSerializer[MembersGroup]):
         return group_json(_group_row(instance), datetime_text())
 
 
-# The columns a group's representation reads as a ``values()`` row, its audience's
-# conditions included: the read paths build their JSON from rows, not model instances.
-GROUP_COLUMNS = (
-    "id",
-    "name",
-    "type",
-    "description",
-    "automatic",
-    "system",
-    "audience_id",
-    "audience__conditions",
-    "members_count",
-    "recomputing",
-    "created_at",
-    "updated_at",
+# The columns a group's representation reads as a ``values()`` row: the serializer's
+# fields, its audience's conditions read through the relation. The read paths build their
+# JSON from rows, not model instances.
+GROUP_COLUMNS = tuple(
+    "audience__conditions" if name == "audience_conditions" else name
+    for name in MembersGroupSerializer.Meta.fields
 )
 # A group of one member's (``GroupMembershipSerializer``) adds the member's join.
 GROUP_MEMBERSHIP_COLUMNS = (*GROUP_COLUMNS, "joined_at", "joined_source")

@@ -70,11 +70,14 @@ class UtcTimestamptzLoader(adapt.Loader):
     def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
         super().__init__(oid, context)
         assert self.c_loader is not None  # registered only where psycopg's C module is
-        # The C loader's own method, so that a row's values are decoded without a Python call.
-        self.load = self.c_loader(oid, context).load  # type: ignore[method-assign]
+        self._c_load = self.c_loader(oid, context).load
+        # The C loader's own method on the instance, so that psycopg decodes a row's values
+        # without a Python call; the method below says the same for a caller of the class.
+        self.load = self._c_load  # type: ignore[method-assign]
 
-    def load(self, data: Any) -> datetime:  # replaced in __init__
-        raise NotImplementedError
+    def load(self, data: Any) -> datetime:
+        value: datetime = self._c_load(data)
+        return value
 
 
 def use_c_timestamptz_loader(

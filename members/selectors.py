@@ -14,24 +14,12 @@ from loyalty.db import InSubqueryArray, array_param, in_array
 from loyalty.models import Club
 from members.models import Member
 from members.normalize import NORMALIZERS, InvalidIdentifier
+from members.services import MEMBER_FIELDS
 
 IDENTIFIER_TYPES = tuple(NORMALIZERS)
 # The columns of a member as the API shows it (``members.serializers.member_json``), for
 # reads that build their JSON from ``values()`` rows rather than model instances.
-MEMBER_COLUMNS = (
-    "id",
-    "email",
-    "msisdn",
-    "properties",
-    "consents",
-    "sms_status",
-    "email_status",
-    "push_status",
-    "subunit_ids",
-    "favorite_stores",
-    "created_at",
-    "updated_at",
-)
+MEMBER_COLUMNS = ("id", *MEMBER_FIELDS, "created_at", "updated_at")
 
 
 @dataclass(frozen=True)
