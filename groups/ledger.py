@@ -153,13 +153,17 @@ def leave_selected(
 
 
 def join(group: MembersGroup, member_ids: Sequence[int], *, source: str, actor: str) -> list[int]:
-    """Add the club's ``member_ids`` that are not in the group yet; return those that joined."""
+    """Add ``member_ids`` that are not in the group yet; return those that joined.
+
+    They are members of the group's club that the caller has locked (``lock_members``, or
+    the row it writes): not looked up again here.
+    """
     if not member_ids:
         return []
     return join_selected(
         group,
-        f"SELECT id FROM {Member._meta.db_table} WHERE club_id = %s AND {in_array('id', 'bigint')}",
-        [group.club_id, array_param(member_ids)],
+        f"SELECT ids.value AS id FROM {array_rows('bigint', 'ids')}",
+        [array_param(member_ids)],
         source=source,
         actor=actor,
     )

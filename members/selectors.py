@@ -32,12 +32,15 @@ class Resolution:
 
 
 def resolve_identifiers(
-    *, club: Club, identifier_type: str, identifiers: Iterable[Any]
+    *, club: Club, identifier_type: str, identifiers: Iterable[Any], for_share: bool = False
 ) -> Resolution:
     """Normalise identifiers and look them up in one query; duplicates count once.
 
     ``not_found`` and ``invalid`` list identifiers as the caller sent them (the first
     spelling of each normalised value), so a client can match them to its own records.
+    ``for_share``: on PostgreSQL, also share-lock the members found until the transaction
+    ends, in id order, as ``groups.services.locking.lock_members`` would: one pass over
+    them, not two.
     """
     normalize = NORMALIZERS[identifier_type]
     wanted: dict[Any, Any] = {}
@@ -51,7 +54,8 @@ def resolve_identifiers(
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id, {column} FROM {Member._meta.db_table} "
-            f"WHERE club_id = %s AND {in_array(column, sql_type)} ORDER BY id",
+            f"WHERE club_id = %s AND {in_array(column, sql_type)} ORDER BY id"
+            + (" FOR SHARE" if for_share and connection.vendor == "postgresql" else ""),
             [club.pk, array_param(wanted)],
         )
         rows = cursor.fetchall()

@@ -53,16 +53,16 @@ def lock_members(club_id: int, member_ids: Sequence[int]) -> list[int]:
 
     A concurrent update or delete of one of them waits for this transaction (or this one
     for it), so the rules of dependent groups are evaluated on committed properties, and a
-    member deleted meanwhile is left out rather than failing the foreign key.
+    member deleted meanwhile is left out rather than failing the foreign key. SQLite, one
+    writer at a time, only reads which of them are the club's.
     """
     if not member_ids:
         return []
-    if connection.vendor != "postgresql":
-        return list(member_ids)
+    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id FROM {Member._meta.db_table} WHERE club_id = %s AND "
-            f"{in_array('id', 'bigint')} ORDER BY id FOR SHARE",
+            f"{in_array('id', 'bigint')} ORDER BY id{lock}",
             [club_id, array_param(member_ids)],
         )
         return [row[0] for row in cursor.fetchall()]

@@ -27,32 +27,29 @@ class BulkResult:
     invalid: list[Any]
 
 
-def _editable(group: MembersGroup, member_ids: Sequence[int]) -> tuple[MembersGroup, list[int]]:
-    """Lock a manual group for a change of its members, or refuse with 405; then share-lock
-    the club's members among ``member_ids`` and return the group and those found."""
+def _editable(group: MembersGroup) -> MembersGroup:
+    """Lock a manual group for a change of its members, or refuse with 405.
+
+    Its members to change are share-locked after it (``lock_members``, or
+    ``resolve_identifiers(for_share=True)``), the order ``groups.services.locking`` keeps.
+    """
     group = lock_group(group)
     refuse_membership_by_hand(group)
-    return group, lock_members(group.club_id, sorted(set(member_ids)))
+    return group
 
 
-def _join(
-    group: MembersGroup, member_ids: Sequence[int], source: str, actor: str
-) -> tuple[MembersGroup, list[int]]:
-    """Add members to a manual group; the groups that depend on it follow."""
-    group, member_ids = _editable(group, member_ids)
+def _join(group: MembersGroup, member_ids: Sequence[int], source: str, actor: str) -> list[int]:
+    """Add the club's locked members to a locked manual group; its dependants follow."""
     joined = ledger.join(group, member_ids, source=source, actor=actor)
     propagate(group.club_id, [group.pk], joined, actor)
-    return group, joined
+    return joined
 
 
-def _leave(
-    group: MembersGroup, member_ids: Sequence[int], source: str, actor: str
-) -> tuple[MembersGroup, list[int]]:
-    """Remove members from a manual group; the groups that depend on it follow."""
-    group, member_ids = _editable(group, member_ids)
+def _leave(group: MembersGroup, member_ids: Sequence[int], source: str, actor: str) -> list[int]:
+    """Remove the club's locked members from a locked manual group; its dependants follow."""
     left = ledger.leave(group, member_ids, source=source, actor=actor)
     propagate(group.club_id, [group.pk], left, actor)
-    return group, left
+    return left
 
 
 @transaction.atomic
@@ -60,7 +57,9 @@ def add_member_ids(
     *, group: MembersGroup, member_ids: Sequence[int], source: str, actor: str = ""
 ) -> int:
     """Add members of the group's club to a manual group; return how many were new."""
-    return len(_join(group, member_ids, source, actor)[1])
+    group = _editable(group)
+    found = lock_members(group.club_id, sorted(set(member_ids)))
+    return len(_join(group, found, source, actor))
 
 
 @transaction.atomic
@@ -68,7 +67,9 @@ def remove_member_ids(
     *, group: MembersGroup, member_ids: Sequence[int], source: str, actor: str = ""
 ) -> int:
     """Remove members from a manual group; return how many were members."""
-    return len(_leave(group, member_ids, source, actor)[1])
+    group = _editable(group)
+    found = lock_members(group.club_id, sorted(set(member_ids)))
+    return len(_leave(group, found, source, actor))
 
 
 def _report(group: MembersGroup, found: Resolution, changed: list[int]) -> BulkResult:
@@ -91,11 +92,11 @@ def add_members(
     actor: str = "",
 ) -> BulkResult:
     """Add members to a manual group by email, msisdn or id; unknown ones are reported."""
+    group = _editable(group)
     found = resolve_identifiers(
-        club=group.club, identifier_type=identifier_type, identifiers=identifiers
+        club=group.club, identifier_type=identifier_type, identifiers=identifiers, for_share=True
     )
-    group, joined = _join(group, found.member_ids, source, actor)
-    return _report(group, found, joined)
+    return _report(group, found, _join(group, found.member_ids, source, actor))
 
 
 @transaction.atomic
@@ -108,8 +109,8 @@ def remove_members(
     actor: str = "",
 ) -> BulkResult:
     """Remove members from a manual group by email, msisdn or id; unknown ones are reported."""
+    group = _editable(group)
     found = resolve_identifiers(
-        club=group.club, identifier_type=identifier_type, identifiers=identifiers
+        club=group.club, identifier_type=identifier_type, identifiers=identifiers, for_share=True
     )
-    group, left = _leave(group, found.member_ids, source, actor)
-    return _report(group, found, left)
+    return _report(group, found, _leave(group, found.member_ids, source, actor))

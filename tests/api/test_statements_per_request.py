@@ -219,3 +219,23 @@ def test_a_key_set_page_reads_whether_members_come_before_it_in_its_one_statemen
     assert len(sent.on("groups_membership")) == 1
     assert start["pagination_info"]["is_first_page"] is True
     assert (beyond["members"], beyond["pagination_info"]["is_first_page"]) == ([], False)
+
+
+@pytest.mark.parametrize("method", ["post", "delete"])
+def test_a_bulk_change_by_email_reads_the_members_once_and_locks_them_as_it_reads(
+    api: ClubClient, club: Club, method: str
+) -> None:
+    group = GroupFactory(club=club)
+    members = [MemberFactory(club=club, email=f"m{n}@example.com") for n in range(3)]
+    if method == "delete":
+        services.add_member_ids(group=group, member_ids=[m.pk for m in members], source="api")
+    body = {"identifier_type": "email", "identifiers": ["M0@example.com", "m2@example.com"]}
+
+    with statements() as sent:
+        report = getattr(api, method)(f"members_groups/{group.pk}/members", body).json()
+
+    assert report["members_group"]["members_count"] == (2 if method == "post" else 1)
+    # The lookup by email is the only read of the members: the membership rows are written
+    # from the ids it found, and on PostgreSQL it share-locks them (id order) as it reads.
+    [lookup] = sent.on("members_member")
+    assert lookup.endswith("ORDER BY id FOR SHARE" if connection.vendor == "postgresql" else "id")
