@@ -43,6 +43,12 @@ def main() -> None:
     )
     parser.add_argument("--load-seconds", type=int, default=60)
     parser.add_argument(
+        "--load-costs",
+        type=int,
+        default=0,
+        help="Before the load, measure the CPU of N requests of each kind of the mix.",
+    )
+    parser.add_argument(
         "--load-wait", type=float, default=1.0, help="Most think time of a user, in seconds."
     )
     parser.add_argument(
@@ -78,7 +84,14 @@ def main() -> None:
     if args.only in (None, "automatic"):
         automatic.run(club_id, args.members, args.groups, args.updates)
     if args.only in (None, "load"):
-        load.run(club_id, args.members, args.load_users, args.load_seconds, args.load_wait)
+        load.run(
+            club_id,
+            args.members,
+            args.load_users,
+            args.load_seconds,
+            args.load_wait,
+            args.load_costs,
+        )
     if args.only in (None, "requests"):
         requests.run(
             club_id,

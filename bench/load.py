@@ -12,13 +12,17 @@ import runpy
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.api_bulk import make_token
 from bench.dataset import CLUB_SLUG, ROOT, email_of
-from bench.harness import live_server, report, setup_django
+from bench.harness import ApiClient, cpu_seconds, gunicorn_server, live_server, report, setup_django
+from bench.load_mix import MIX
 
 PREFIX = "load "
 MANUAL_GROUPS = 190
@@ -118,13 +122,24 @@ def ensure_groups(club_id: int, members: int) -> int:
     # server): a group filled since the last ANALYZE is estimated at one row and its
     # dependants' re-evaluation after a bulk add reads all of its members (0.9 s instead of
     # 10 ms); pages never vacuumed are not all-visible, so every index-only read of the
-    # memberships visits the table as well.
+    # memberships visits the table as well. Then a checkpoint, so that no run starts while
+    # the pages the vacuum dirtied are still being written.
     with connection.cursor() as cursor:
         cursor.execute(
             "VACUUM (ANALYZE) members_member, groups_membership, groups_membershipevent, "
             "groups_membersgroup"
         )
+        cursor.execute("CHECKPOINT")
     return first_id
+
+
+def _estimated_rows(table: str) -> int:
+    """PostgreSQL's estimate of a table's rows, exact enough after the VACUUM (ANALYZE)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [table])
+        return int(cursor.fetchone()[0])
 
 
 def _config(club_id: int, members: int, first_id: int, max_wait: float) -> dict[str, Any]:
@@ -143,6 +158,8 @@ def _config(club_id: int, members: int, first_id: int, max_wait: float) -> dict[
         ),
         # Member updates re-evaluate every automatic group, other benchmarks' ones too.
         "club_automatic": groups.filter(automatic=True, system=False).count(),
+        # The bulk adds of every run stay: the tables grow from run to run.
+        "memberships": _estimated_rows("groups_membership"),
         "bulk_size": BULK_SIZE,
         "max_wait": max_wait,
     }
@@ -217,9 +234,61 @@ def _locust(base: str, config: Path, users: int, seconds: int, out: Path) -> lis
     return sorted(rows, key=lambda row: row.name == "Aggregated")
 
 
-def run(club_id: int, members: int, users: list[int], seconds: int, max_wait: float) -> None:
+def _postgres_cpu() -> dict[int, float]:
+    """CPU seconds of each process of the local PostgreSQL server (backends and writers)."""
+    spent = {}
+    for process in psutil.process_iter(["name"]):
+        if (process.info["name"] or "").startswith("postgres"):
+            try:
+                spent[process.pid] = cpu_seconds(process)
+            except (psutil.Error, OSError):  # it ended meanwhile
+                continue
+    return spent
+
+
+def _costs(config: dict[str, Any], count: int) -> None:
+    """CPU per request of each kind of the mix, one request at a time against one sync
+    worker: the worker's, and all PostgreSQL processes' (its background writers included)."""
+    rng = random.Random()  # new members each run, as the load adds them
+    print(
+        f"\nCPU per request of each kind of the mix, {count} of each one at a time, 1 sync "
+        "worker; PostgreSQL: all its processes. Times in ms.",
+        flush=True,
+    )
+    print(f"  {'request':<26} {'gunicorn':>9} {'postgres':>9} {'wall':>9}", flush=True)
+    environment = {"GUNICORN_MAX_REQUESTS": "0"}
+    with gunicorn_server(1, environment=environment) as (base, server):
+        client = ApiClient(base, config["club"], config["token"])
+        [worker] = psutil.Process(server.pid).children()
+        for name, _weight, make in MIX:
+            plan = [make(config, rng) for _ in range(count + 10)]
+            for request in plan[:10]:  # warm-up
+                client.call(*request)
+            worker_before, postgres_before, started = (
+                cpu_seconds(worker),
+                _postgres_cpu(),
+                time.perf_counter(),
+            )
+            for request in plan[10:]:
+                client.call(*request)
+            wall = time.perf_counter() - started
+            postgres_after = _postgres_cpu()
+            postgres = sum(
+                postgres_after[pid] - spent
+                for pid, spent in postgres_before.items()
+                if pid in postgres_after
+            )
+            ms = [x / count * 1000 for x in (cpu_seconds(worker) - worker_before, postgres, wall)]
+            print(f"  {name:<26} {ms[0]:>9.2f} {ms[1]:>9.2f} {ms[2]:>9.2f}", flush=True)
+
+
+def run(
+    club_id: int, members: int, users: list[int], seconds: int, max_wait: float, costs: int
+) -> None:
     first_id = ensure_groups(club_id, members)
     config = _config(club_id, members, first_id, max_wait)
+    if costs:
+        _costs(config, costs)
     groups = len(config["groups"]) - 1  # without "All members"
     manual = len(config["manual_groups"])
     server = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
@@ -233,7 +302,8 @@ def run(club_id: int, members: int, users: list[int], seconds: int, max_wait: fl
             f"\nMixed load, {seconds} s per run: gunicorn {workers} {server['worker_class']} "
             f"workers x {threads} threads, club of "
             f"{members:,} members, {groups} groups ({manual} manual, {groups - manual} "
-            f"automatic; {config['club_automatic']} automatic in the club in all), think time "
+            f"automatic; {config['club_automatic']} automatic in the club in all), "
+            f"{config['memberships']:,} memberships in the database, think time "
             f"0-{max_wait:g} s; 80% reads, 15% member updates, 5% bulk adds of "
             f"{BULK_SIZE:,} emails. Times in ms.",
             flush=True,

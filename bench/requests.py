@@ -35,7 +35,7 @@ import psutil
 import psycopg
 
 from bench.dataset import BENCH_DATABASE_URL, CLUB_SLUG, ROOT, random_properties
-from bench.harness import ApiClient, gunicorn_server, report, setup_django
+from bench.harness import ApiClient, cpu_seconds, gunicorn_server, report, setup_django
 
 # The server's settings, in gunicorn and in this process alike. Request logging on, as in
 # production (its lines go nowhere): formatting them is part of a request's cost.
@@ -157,17 +157,6 @@ def main(
         _profile(config["token"], plan, top)
 
 
-def _cpu_seconds(process: psutil.Process) -> float:
-    """The CPU time of ``process`` so far, to the nanosecond: the scheduler's count of each
-    of its threads (/proc/<pid>/task/<tid>/schedstat), where /proc's user and system times
-    count in ticks of 10 ms."""
-    total = 0
-    for thread in process.threads():
-        with open(f"/proc/{process.pid}/task/{thread.id}/schedstat") as stat:
-            total += int(stat.read().split()[0])
-    return total / 1e9
-
-
 def _plan(rng: random.Random, config: dict[str, Any], count: int) -> dict[str, list[Request]]:
     return {kind.name: [kind.requests(rng, config) for _ in range(count)] for kind in KINDS}
 
@@ -198,10 +187,10 @@ def _server_cpu(
                 for index in order:
                     worker, api = servers[index]
                     batch = plans[index][kind.name][round_::ROUNDS]
-                    before = _cpu_seconds(worker)
+                    before = cpu_seconds(worker)
                     for method, path, body in batch:
                         api.call(method, path, body)
-                    rounds[index][kind.name].append((_cpu_seconds(worker) - before) / len(batch))
+                    rounds[index][kind.name].append((cpu_seconds(worker) - before) / len(batch))
         return [
             {name: statistics.median(times) for name, times in served.items()} for served in rounds
         ]
