@@ -110,8 +110,8 @@ def ensure_groups(club_id: int, members: int) -> int:
             # An earlier run's bulk adds stay in the group: take them out, so that every run
             # starts from the same groups rather than from tables grown by the runs before.
             group = MembersGroup.objects.get(pk=existing[name])
-            held = Membership.objects.filter(club=club, group=group).values_list("member_id")
-            added = sorted({member_id for (member_id,) in held}.difference(designed))
+            held = Membership.objects.filter(club=club, group=group)
+            added = sorted(set(held.values_list("member_id", flat=True)).difference(designed))
             if added:
                 services.remove_member_ids(
                     group=group, member_ids=added, source=Source.IMPORT, actor="bench"

@@ -11,6 +11,8 @@ from bench.dataset import email_of, msisdn_of, random_properties
 
 # A request: method, path under the club's /v3/<slug>/, JSON body (None for a GET).
 Request = tuple[str, str, Any]
+# What draws one request of a kind: the load's configuration and a random source.
+Make = Callable[[dict[str, Any], random.Random], Request]
 
 GROUP_LISTS = [
     "members_groups",
@@ -77,7 +79,7 @@ def bulk_add(config: dict[str, Any], rng: random.Random) -> Request:
 
 
 # Each kind's name in the figures, its weight in the mix and its request.
-MIX: list[tuple[str, int, Callable[[dict[str, Any], random.Random], Request]]] = [
+MIX: list[tuple[str, int, Make]] = [
     ("GET members_groups", 20, list_groups),
     ("GET members_groups/{id}", 25, show_group),
     ("GET .../members", 35, group_members),

@@ -12,19 +12,18 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from locust import FastHttpUser, between
 
-from bench.load_mix import MIX, Request
+from bench.load_mix import MIX, Make
 
 CONFIG: dict[str, Any] = json.loads(Path(os.environ["LOAD_BENCH_CONFIG"]).read_text())
 RNG = random.Random()
 
 
-def _task(name: str, make: Callable[[dict[str, Any], random.Random], Request]) -> Any:
+def _task(name: str, make: Make) -> Any:
     def task(user: ApiUser) -> None:
         method, path, body = make(CONFIG, RNG)
         data = None if body is None else json.dumps(body)
