@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Sum, Value, When
 
 from groups.models import ALL_MEMBERS_KEY, EventKind, MembersGroup, Membership, MembershipEvent
+from loyalty.db_decoding import value_rows
 from loyalty.models import Club
 from members.models import Member
 from members.selectors import MEMBER_COLUMNS, identified_by
@@ -114,12 +115,12 @@ def group_members_page(
         # subquery (the deferred join) and their rows read beside them, with whether any
         # member is before them (an uncorrelated subquery, evaluated once).
         page = rows.filter(pk__in=ids).order_by("-pk" if descending else "pk")
-        members = list(page if before is None else page.annotate(before=Exists(before)))
+        members = value_rows(page if before is None else page.annotate(before=Exists(before)))
         page_ids = [row["id"] for row in members]
     else:
         # A member deleted since ``at`` has no row left: the ids tell whether more follow.
         page_ids = [row["member_id"] for row in ids]
-        by_id = {row["id"]: row for row in rows.filter(pk__in=page_ids[:per_page])}
+        by_id = {row["id"]: row for row in value_rows(rows.filter(pk__in=page_ids[:per_page]))}
         members = [by_id[member_id] for member_id in page_ids[:per_page] if member_id in by_id]
     more = len(page_ids) > per_page
     if before is None:

@@ -21,6 +21,7 @@ from groups.models import ALL_MEMBERS_KEY, MembersGroup, Membership
 from groups.selectors.group_members import MembersPage, member_ids_at
 from loyalty.api.pagination import SortKey, page_in_order, sorted_by
 from loyalty.db import InSubqueryArray
+from loyalty.db_decoding import value_rows
 from members.models import Member
 from members.selectors import MEMBER_COLUMNS
 
@@ -56,7 +57,7 @@ def sorted_group_members_page(
     members = (only if only is not None else Member.objects.filter(club_id=group.club_id)).filter(
         held
     )
-    page = list(sorted_by(members, keys).values(*MEMBER_COLUMNS)[offset : offset + per_page])
+    page = value_rows(sorted_by(members, keys).values(*MEMBER_COLUMNS)[offset : offset + per_page])
     return MembersPage(members=page, next_after_id=None, is_first=offset == 0)
 
 

@@ -1,5 +1,6 @@
 """The project's ``JSONField`` (``loyalty.db_decoding``) reads every stored text as Django's
-field does: the same values, and the same answer for text that is not one JSON value."""
+field does: the same values, and the same answer for text that is not one JSON value; and
+``value_rows`` reads the rows ``list()`` reads."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ from typing import Any
 
 import pytest
 from django.db import connection, models
+from django.db.models import F, QuerySet
+from django.db.models.fields.json import KeyTransform
 
+from groups.models import MembersGroup
+from loyalty.db import InArray
+from loyalty.db_decoding import value_rows
+from loyalty.models import Club
 from members.models import Member
+from members.selectors import MEMBER_COLUMNS
+from tests.factories import ClubFactory, MemberFactory
 
 TEXTS = [
     "{}",
@@ -45,3 +54,28 @@ def test_a_stored_text_reads_as_djangos_field_reads_it(text: str) -> None:
 def test_sql_null_reads_as_none() -> None:
     ours = Member._meta.get_field("properties")
     assert ours.from_db_value(None, None, connection) is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.django_db
+def test_value_rows_are_the_rows_django_reads() -> None:
+    club: Club = ClubFactory()
+    for properties in [
+        {"a": 1, "b": [1, 2.5, -0.0, 1e-07, 12345678901234567890123], "c": {"d": None}},
+        {"a": "Åse \u00f8\U0001f600 \u2028", "ok": True},
+        {},
+    ]:
+        MemberFactory(club=club, properties=properties)
+    members = Member.objects.filter(club=club).order_by("pk")
+    querysets: list[QuerySet[Any, Any]] = [
+        members.values(*MEMBER_COLUMNS),
+        members.values("id", "properties").annotate(a=KeyTransform("a", "properties")),
+        members.values("id", "email", "created_at")[1:3],
+        members.values_list("id", "properties"),
+        members.values("id").filter(InArray(F("pk"), [])),
+        members.filter(pk__in=[]).values(*MEMBER_COLUMNS),
+        members,
+        MembersGroup.objects.filter(club=club).values("id", "audience__conditions", "created_at"),
+    ]
+    for rows in querysets:
+        # repr: the same types too (1 and 1.0, -0.0 and 0.0 compare equal).
+        assert repr(value_rows(rows)) == repr(list(rows))
