@@ -57,6 +57,7 @@ from loyalty.api.pagination import (
 )
 from loyalty.api.query import Parameter, boolean, choice, day, moment
 from loyalty.api.views import API_SOURCE, ClubScopedViewSet
+from loyalty.db_decoding import CompiledRows
 from loyalty.errors import InvalidParameters
 from loyalty.permits import (
     GROUPS_ADD_MEMBERS,
@@ -105,6 +106,13 @@ GROUP_MEMBERS_PARAMETERS = [
         "Members deleted since are left out of the pages.",
     ),
 ]
+
+# One group as the API shows it, by club and id: the statement compiled once.
+_GROUP_ROW = CompiledRows(
+    MembersGroup,
+    2,
+    lambda club_id, pk: MembersGroup.objects.filter(club_id=club_id, pk=pk).values(*GROUP_COLUMNS),
+)
 
 
 @extend_schema_view(
@@ -190,8 +198,10 @@ class MembersGroupViewSet(ClubScopedViewSet):
         return self.render(group, status=201)
 
     def retrieve(self, request: Request, loyalty_club_slug: str, members_group_id: str) -> Response:
-        rows = self.get_queryset().values(*GROUP_COLUMNS)
-        return Response(groups_json([get_object_or_404(rows, pk=members_group_id)])[0])
+        rows = _GROUP_ROW(self.club.pk, int(members_group_id))
+        if not rows:
+            raise Http404
+        return Response(groups_json(rows)[0])
 
     def update(self, request: Request, loyalty_club_slug: str, members_group_id: str) -> Response:
         group = self.get_object()
@@ -282,8 +292,9 @@ class MembersGroupViewSet(ClubScopedViewSet):
         return Response({"members": members_json(result.members), "pagination_info": info})
 
     def paged_group(self) -> MembersGroup:
-        groups = self.get_queryset().select_related(None).only(*selectors.PAGED_GROUP_FIELDS)
-        group: MembersGroup = get_object_or_404(groups, pk=self.kwargs[self.lookup_url_kwarg])
+        group = selectors.paged_group(self.club.pk, int(self.kwargs[self.lookup_url_kwarg]))
+        if group is None:
+            raise Http404
         return group
 
     @extend_schema(

@@ -11,7 +11,6 @@ Callers import the package (``from groups import selectors``).
 """
 
 from groups.selectors.group_members import (
-    PAGED_GROUP_FIELDS,
     MembersPage,
     filtered_group_members_count,
     find_members,
@@ -19,6 +18,7 @@ from groups.selectors.group_members import (
     group_members_page,
     in_group,
     members_with_join_times,
+    paged_group,
     stored_members_total,
 )
 from groups.selectors.history import (
@@ -47,7 +47,6 @@ from groups.selectors.rules import (
 from groups.selectors.sorted_members import sorted_group_members_page
 
 __all__ = [
-    "PAGED_GROUP_FIELDS",
     "IntervalStats",
     "MembersPage",
     "dependants_of",
@@ -70,6 +69,7 @@ __all__ = [
     "latest_events",
     "members_with_join_times",
     "memberships_of_member",
+    "paged_group",
     "rule_group_choices",
     "rule_words",
     "sorted_group_members_page",

@@ -6,16 +6,35 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import router
 from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Sum, Value, When
 
 from groups.models import ALL_MEMBERS_KEY, EventKind, MembersGroup, Membership, MembershipEvent
-from loyalty.db_decoding import value_rows
+from loyalty.db_decoding import CompiledRows, value_rows
 from loyalty.models import Club
 from members.models import Member
 from members.selectors import MEMBER_COLUMNS, identified_by
 
 # What the pages of a group's members read of the group (to choose their plan and total).
 PAGED_GROUP_FIELDS = ("id", "club_id", "members_count", "system_key")
+_PAGED_GROUP = CompiledRows(
+    MembersGroup,
+    2,
+    lambda club_id, pk: MembersGroup.objects.filter(club_id=club_id, pk=pk).values(
+        *PAGED_GROUP_FIELDS
+    ),
+)
+
+
+def paged_group(club_id: int, group_id: int) -> MembersGroup | None:
+    """The club's group whose members a page reads, its other fields deferred; or None."""
+    rows = _PAGED_GROUP(club_id, group_id)
+    if not rows:
+        return None
+    names = [f.attname for f in MembersGroup._meta.concrete_fields if f.attname in rows[0]]
+    return MembersGroup.from_db(
+        router.db_for_read(MembersGroup), names, [rows[0][name] for name in names]
+    )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from django.db.models.fields.json import KeyTransform
 
 from groups.models import MembersGroup
 from loyalty.db import InArray
-from loyalty.db_decoding import value_rows
+from loyalty.db_decoding import CompiledRows, value_rows
 from loyalty.models import Club
 from members.models import Member
 from members.selectors import MEMBER_COLUMNS
@@ -79,3 +79,25 @@ def test_value_rows_are_the_rows_django_reads() -> None:
     for rows in querysets:
         # repr: the same types too (1 and 1.0, -0.0 and 0.0 compare equal).
         assert repr(value_rows(rows)) == repr(list(rows))
+
+
+@pytest.mark.django_db
+def test_a_compiled_lookup_reads_what_its_queryset_reads_on_every_call() -> None:
+    clubs: list[Club] = [ClubFactory(), ClubFactory()]
+    members = [MemberFactory(club=club, properties={"n": n}) for n, club in enumerate(clubs * 2)]
+    MemberFactory(club=clubs[0], properties={})
+
+    def query(pk: int, club_id: int) -> QuerySet[Member, dict[str, Any]]:
+        # The ids' places in the SQL are not their order here; "n" is a constant.
+        return (
+            Member.objects.filter(club_id=club_id, properties__has_key="n")
+            .filter(pk=pk)
+            .values(*MEMBER_COLUMNS)
+        )
+
+    lookup = CompiledRows(Member, 2, query)
+    for member in Member.objects.all():
+        for club in clubs:
+            assert repr(lookup(member.pk, club.pk)) == repr(list(query(member.pk, club.pk)))
+    assert lookup(members[0].pk, clubs[0].pk)[0]["properties"] == {"n": 0}
+    assert lookup(members[0].pk, clubs[1].pk) == []
