@@ -56,8 +56,7 @@ from loyalty.api.pagination import (
     sort_keys,
 )
 from loyalty.api.query import Parameter, boolean, choice, day, moment
-from loyalty.api.views import API_SOURCE, ClubScopedViewSet
-from loyalty.db_decoding import CompiledRows
+from loyalty.api.views import API_SOURCE, ClubScopedViewSet, found
 from loyalty.errors import InvalidParameters
 from loyalty.permits import (
     GROUPS_ADD_MEMBERS,
@@ -106,13 +105,6 @@ GROUP_MEMBERS_PARAMETERS = [
         "Members deleted since are left out of the pages.",
     ),
 ]
-
-# One group as the API shows it, by club and id: the statement compiled once.
-_GROUP_ROW = CompiledRows(
-    MembersGroup,
-    2,
-    lambda club_id, pk: MembersGroup.objects.filter(club_id=club_id, pk=pk).values(*GROUP_COLUMNS),
-)
 
 
 @extend_schema_view(
@@ -198,10 +190,8 @@ class MembersGroupViewSet(ClubScopedViewSet):
         return self.render(group, status=201)
 
     def retrieve(self, request: Request, loyalty_club_slug: str, members_group_id: str) -> Response:
-        rows = _GROUP_ROW(self.club.pk, int(members_group_id))
-        if not rows:
-            raise Http404
-        return Response(groups_json(rows)[0])
+        row = found(selectors.group_row(self.club.pk, int(members_group_id), GROUP_COLUMNS))
+        return Response(groups_json([row])[0])
 
     def update(self, request: Request, loyalty_club_slug: str, members_group_id: str) -> Response:
         group = self.get_object()
@@ -292,10 +282,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
         return Response({"members": members_json(result.members), "pagination_info": info})
 
     def paged_group(self) -> MembersGroup:
-        group = selectors.paged_group(self.club.pk, int(self.kwargs[self.lookup_url_kwarg]))
-        if group is None:
-            raise Http404
-        return group
+        return found(selectors.paged_group(self.club.pk, int(self.kwargs[self.lookup_url_kwarg])))
 
     @extend_schema(
         operation_id="add_group_members",

@@ -17,24 +17,35 @@ from members.selectors import MEMBER_COLUMNS, identified_by
 
 # What the pages of a group's members read of the group (to choose their plan and total).
 PAGED_GROUP_FIELDS = ("id", "club_id", "members_count", "system_key")
-_PAGED_GROUP = CompiledRows(
-    MembersGroup,
-    2,
-    lambda club_id, pk: MembersGroup.objects.filter(club_id=club_id, pk=pk).values(
-        *PAGED_GROUP_FIELDS
-    ),
-)
+# The lookups of one group by club and id, by the columns they read.
+_GROUP_ROWS: dict[tuple[str, ...], CompiledRows] = {}
+
+
+def group_row(club_id: int, group_id: int, columns: tuple[str, ...]) -> dict[str, Any] | None:
+    """The club's group ``group_id`` as a row of ``columns`` (``values()`` names), or None.
+
+    The statement is compiled once per set of columns (``CompiledRows``): a show of a group
+    and each page of its members look it up.
+    """
+    lookup = _GROUP_ROWS.get(columns)
+    if lookup is None:
+        lookup = _GROUP_ROWS[columns] = CompiledRows(
+            MembersGroup,
+            2,
+            lambda club, pk: MembersGroup.objects.filter(club_id=club, pk=pk).values(*columns),
+        )
+    rows = lookup(club_id, group_id)
+    return rows[0] if rows else None
 
 
 def paged_group(club_id: int, group_id: int) -> MembersGroup | None:
     """The club's group whose members a page reads, its other fields deferred; or None."""
-    rows = _PAGED_GROUP(club_id, group_id)
-    if not rows:
+    row = group_row(club_id, group_id, PAGED_GROUP_FIELDS)
+    if row is None:
         return None
-    names = [f.attname for f in MembersGroup._meta.concrete_fields if f.attname in rows[0]]
-    return MembersGroup.from_db(
-        router.db_for_read(MembersGroup), names, [rows[0][name] for name in names]
-    )
+    names = [field.attname for field in MembersGroup._meta.concrete_fields if field.attname in row]
+    db = router.db_for_read(MembersGroup)
+    return MembersGroup.from_db(db, names, [row[name] for name in names])
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, TypeVar
 
 from django.db.models import F, Model, QuerySet
-from django.http import HttpRequest, HttpResponseBase, QueryDict
+from django.http import Http404, HttpRequest, HttpResponseBase, QueryDict
 from rest_framework import exceptions, serializers
 from rest_framework.generics import get_object_or_404
 from rest_framework.metadata import SimpleMetadata
@@ -193,3 +193,13 @@ class ClubScopedViewSet(GenericViewSet[Any]):
 
 def _retried(handler: Any, request: Request, *args: Any, **kwargs: Any) -> Any:
     return in_retried_transaction(partial(handler, request, *args, **kwargs))
+
+
+T = TypeVar("T")
+
+
+def found(value: T | None) -> T:
+    """``value``, or the 404 of a lookup that found nothing."""
+    if value is None:
+        raise Http404
+    return value
