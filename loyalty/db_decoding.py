@@ -110,21 +110,36 @@ def use_c_timestamptz_loader(
         connection.connection.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
 
 
+# A column's converters (Django's, in order), its expression, and whether it is a JSON
+# column the loop scans itself (its converter then only for text that is not one value).
+Converters = tuple[list[Callable[[Any, Any, BaseDatabaseWrapper], Any]], Any, bool]
+
+
 @dataclass(frozen=True)
 class _Reading:
-    """How to read a ``values()`` queryset's rows: its SQL, names and JSON columns."""
+    """How to read a ``values()`` queryset's rows: its SQL, names and converted columns."""
 
     sql: str
     params: list[Any]
     names: list[str]
-    # (position, expression, field) of each JSON column: scanned in the loop.
-    json_columns: list[tuple[int, Any, JSONField]]
+    # Position of each column that needs converting, and how.
+    converters: list[tuple[int, Converters]]
+
+
+def _is_scanned(convs: list[Any]) -> bool:
+    """Whether a column's converters are only a ``JSONField``'s without a decoder."""
+    only = convs[0]
+    return (
+        len(convs) == 1
+        and getattr(only, "__func__", None) is JSONField.from_db_value
+        and only.__self__.decoder is None
+    )
 
 
 def _reading(rows: QuerySet[Any, Any]) -> _Reading | None:
     """How to read ``rows`` in one loop; None where Django's own walk is needed: a queryset
-    that is not ``values()``, a converter other than the JSON columns' (SQLite's datetimes,
-    say) or a column Django trims. Raises ``EmptyResultSet`` for a query that reads nothing.
+    that is not ``values()``, or one with columns Django trims or groups (extra ordering
+    columns, composite keys). Raises ``EmptyResultSet`` for a query that reads nothing.
     """
     if not issubclass(rows._iterable_class, ValuesIterable):
         return None
@@ -134,26 +149,18 @@ def _reading(rows: QuerySet[Any, Any]) -> _Reading | None:
     if not sql:
         raise EmptyResultSet
     fields = [column[0] for column in compiler.select[: compiler.col_count]]
-    converters = compiler.get_converters(fields)
-    json_columns = [
-        (position, expression, convs[0].__self__)
-        for position, (convs, expression) in converters.items()
-        if len(convs) == 1
-        and getattr(convs[0], "__func__", None) is JSONField.from_db_value
-        and convs[0].__self__.decoder is None
-    ]
-    if (
-        len(json_columns) < len(converters)
-        or compiler.has_extra_select
-        or compiler.has_composite_fields(fields)
-    ):
+    if compiler.has_extra_select or compiler.has_composite_fields(fields):
         return None
+    converters = [
+        (position, (convs, expression, _is_scanned(convs)))
+        for position, (convs, expression) in compiler.get_converters(fields).items()
+    ]
     names = (
         list(query.selected)
         if query.selected
         else [*query.extra_select, *query.values_select, *query.annotation_select]
     )
-    return _Reading(sql, list(params), names, json_columns)
+    return _Reading(sql, list(params), names, converters)
 
 
 def _read(alias: str, reading: _Reading, params: Sequence[Any]) -> list[dict[str, Any]]:
@@ -162,16 +169,20 @@ def _read(alias: str, reading: _Reading, params: Sequence[Any]) -> list[dict[str
         cursor.execute(reading.sql, params)
         found = cursor.fetchall()
     names = reading.names
-    if not reading.json_columns:
+    if not reading.converters:
         return [dict(zip(names, row, strict=True)) for row in found]
     decoded = []
     for row in found:
         values = list(row)
-        for position, expression, field in reading.json_columns:
-            parsed = _scanned(values[position])
+        for position, (convs, expression, scanned) in reading.converters:
+            value = values[position]
+            parsed = _scanned(value) if scanned else _UNPARSED
             if parsed is _UNPARSED:
-                parsed = field.from_db_value(values[position], expression, connection)
-            values[position] = parsed
+                for convert in convs:
+                    value = convert(value, expression, connection)
+            else:
+                value = parsed
+            values[position] = value
         decoded.append(dict(zip(names, values, strict=True)))
     return decoded
 
@@ -182,7 +193,8 @@ def value_rows(rows: QuerySet[Any, Any]) -> list[Any]:
     Django passes each row through ``apply_converters``, a Python call per converted value:
     a page of 100 members has 400 JSON values, and that walk cost more CPU than reading
     the rows. Here the JSON columns (``JSONField`` without a decoder) are scanned in the
-    loop that builds the dicts; where that cannot be done (``_reading``), ``list(rows)``.
+    loop that builds the dicts, and any other column's converters (SQLite's datetimes, say)
+    are called there; where Django's own walk is needed (``_reading``), ``list(rows)``.
     """
     try:
         reading = _reading(rows)
