@@ -923,6 +923,37 @@ def test_after_id_walks_down_when_sorted_descending(
     assert start.json()["pagination_info"]["next_after_id"] == members[3].pk
 
 
+def test_pages_of_one_shape_read_each_groups_own_members(
+    api: APIClient, club: Club, crowd: tuple[MembersGroup, list[Member]]
+) -> None:
+    group, members = crowd
+    other = GroupFactory(club=club, name="Pair")
+    services.add_member_ids(
+        group=other, member_ids=[members[1].pk, members[4].pk], source="api", actor="test"
+    )
+
+    def page(of: MembersGroup, **query: Any) -> tuple[list[int], dict[str, Any]]:
+        body = api.get(f"members_groups/{of.pk}/members", {"per_page": 2, **query}).json()
+        return [m["id"] for m in body["members"]], body["pagination_info"]
+
+    for _ in range(2):  # a shape's second page reads with what its first one compiled
+        assert page(group, page_no=2)[0] == [members[2].pk, members[3].pk]
+        assert page(other, page_no=2)[0] == []
+        assert page(other, page_no=1)[0] == [members[1].pk, members[4].pk]
+        walked, info = page(other, after_id=members[2].pk)
+        assert (walked, info["is_first_page"]) == ([members[4].pk], False)
+        walked, info = page(group, after_id=members[2].pk)
+        assert (walked, info["is_first_page"]) == ([members[3].pk, members[4].pk], False)
+    past_the_end = page(group, after_id=members[4].pk)
+    assert past_the_end[0] == []
+    assert (past_the_end[1]["is_first_page"], past_the_end[1]["next_after_id"]) == (False, None)
+    before_the_start = page(other, after_id=members[0].pk)
+    assert (before_the_start[0], before_the_start[1]["is_first_page"]) == (
+        [members[1].pk, members[4].pk],
+        True,
+    )
+
+
 def test_after_id_and_page_no_together_are_422(
     api: APIClient, crowd: tuple[MembersGroup, list[Member]]
 ) -> None:
