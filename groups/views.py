@@ -40,6 +40,7 @@ from groups.serializers import (
     group_memberships_json,
     groups_json,
 )
+from loyalty.api.club_lists import paginated_club_rows
 from loyalty.api.filters import QueryFilterBackend
 from loyalty.api.pagination import (
     MAX_ID,
@@ -182,8 +183,7 @@ class MembersGroupViewSet(ClubScopedViewSet):
     }
 
     def list(self, request: Request, loyalty_club_slug: str) -> Response:
-        rows = self.filter_queryset(self.get_queryset()).values(*GROUP_COLUMNS)
-        return paginated_rows(self, rows, groups_json)
+        return paginated_club_rows(self, GROUP_COLUMNS, groups_json)
 
     def create(self, request: Request, loyalty_club_slug: str) -> Response:
         group = services.create_group(club=self.club, actor=self.actor, **self.payload(request))

@@ -10,13 +10,13 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from loyalty.api.club_lists import paginated_club_rows
 from loyalty.api.filters import QueryFilterBackend
 from loyalty.api.pagination import (
     PAGE_QUERY,
     SORT_QUERY,
     SortOrder,
     paginated_by,
-    paginated_rows,
 )
 from loyalty.api.views import API_SOURCE, ClubScopedViewSet
 from loyalty.permits import (
@@ -88,8 +88,7 @@ class MemberViewSet(ClubScopedViewSet):
             self.total_count = partial(selectors.stored_members_count, self.club)
         elif (group_ids := MemberFilterSet.groups_alone(self.query)) is not None:
             self.total_count = partial(selectors.members_in_groups_count, self.club, group_ids)
-        rows = self.filter_queryset(self.get_queryset()).values(*selectors.MEMBER_COLUMNS)
-        return paginated_rows(self, rows, members_json)
+        return paginated_club_rows(self, selectors.MEMBER_COLUMNS, members_json)
 
     def create(self, request: Request, loyalty_club_slug: str) -> Response:
         member = services.create_member(

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from django.db.models import F, Model, QuerySet
 from django.db.models.expressions import OrderBy
@@ -248,22 +248,26 @@ class ClubPagination(BasePagination):
         self, queryset: QuerySet[_M, _R] | Sequence[_R], request: Request, view: Any = None
     ) -> list[_R]:
         assert isinstance(queryset, QuerySet)  # the views page querysets only
-        page = PageRequest.from_query(view.query)
         # Sorted by ``sort_by[]``: read in that order (see ``page_in_order``).
         sorted_list = SortOrder in view.filter_backends
         keys = sort_keys(view.query, view.sortable_fields) if sorted_list else None
+        return self.paginate(_Built(queryset, keys), view)
+
+    def paginate(self, statements: PageStatements, view: Any) -> list[Any]:
+        """The page the view's query asks for, read by ``statements``."""
+        page = PageRequest.from_query(view.query)
         if page.offset == 0:
-            rows = _page(queryset, keys, offset=0, limit=page.per_page)
+            rows = statements.first(page.per_page)
         else:
-            ids = _page(queryset.values_list("pk", flat=True), keys, page.offset, page.per_page)
-            rows = value_rows(queryset.filter(InArray(F("pk"), ids))) if ids else []
+            ids = statements.ids(page.offset, page.per_page)
+            rows = statements.rows(ids) if ids else []
         if len(rows) < page.per_page and (rows or page.offset == 0):
             total = page.offset + len(rows)
         else:
             # A view that knows the total (e.g. from a stored count) sets ``total_count``:
             # a number, or a function called only when the page does not tell it.
             known = getattr(view, "total_count", None)
-            total = queryset.count() if known is None else known() if callable(known) else known
+            total = statements.count() if known is None else known() if callable(known) else known
         self.info = pagination_info(total_count=total, page=page)
         return rows
 
@@ -282,6 +286,40 @@ def paginated_rows(
     assert isinstance(paginator, ClubPagination)  # every list view pages with one
     page = paginator.paginate_queryset(rows, view.request, view)
     return paginator.get_paginated_response(represent(page))
+
+
+class PageStatements(Protocol):
+    """What reads a page: the first page's rows, a later page's ids and then their rows,
+    and the count of the list."""
+
+    def first(self, limit: int) -> list[Any]: ...
+
+    def ids(self, offset: int, limit: int) -> list[int]: ...
+
+    def rows(self, ids: list[int]) -> list[Any]: ...
+
+    def count(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class _Built:
+    """The statements of a page of ``queryset``, built from it."""
+
+    queryset: QuerySet[Any]
+    keys: Sequence[SortKey] | None
+
+    def first(self, limit: int) -> list[Any]:
+        return _page(self.queryset, self.keys, offset=0, limit=limit)
+
+    def ids(self, offset: int, limit: int) -> list[int]:
+        ids: list[int] = _page(self.queryset.values_list("pk", flat=True), self.keys, offset, limit)
+        return ids
+
+    def rows(self, ids: list[int]) -> list[Any]:
+        return value_rows(self.queryset.filter(InArray(F("pk"), ids)))
+
+    def count(self) -> int:
+        return self.queryset.count()
 
 
 def _page(

@@ -145,10 +145,17 @@ class ClubScopedViewSet(GenericViewSet[Any]):
         return self.access.actor
 
     def get_queryset(self) -> QuerySet[Any]:
-        # "club_id = ANY(array)", not "= 15": with an equality the planner drops the club from
-        # a list's order (club, then its sort keys; SortOrder) and walks the primary key past
-        # every other club's rows (seconds on a big table) instead of the club's own index.
-        return super().get_queryset().filter(InArray(F("club_id"), [self.club.pk]))
+        return self.club_queryset(self.club.pk)
+
+    @classmethod
+    def club_queryset(cls, club_id: int) -> QuerySet[Any]:
+        """The view's rows of club ``club_id``.
+
+        "club_id = ANY(array)", not "= 15": with an equality the planner drops the club from
+        a list's order (club, then its sort keys; SortOrder) and walks the primary key past
+        every other club's rows (seconds on a big table) instead of the club's own index.
+        """
+        return cls.queryset.all().filter(InArray(F("club_id"), [club_id]))
 
     def get_object(self) -> Any:
         # Unlike DRF's, without the list's filters: a query string never hides an object.

@@ -101,3 +101,25 @@ def test_a_compiled_lookup_reads_what_its_queryset_reads_on_every_call() -> None
             assert repr(lookup(member.pk, club.pk)) == repr(list(query(member.pk, club.pk)))
     assert lookup(members[0].pk, clubs[0].pk)[0]["properties"] == {"n": 0}
     assert lookup(members[0].pk, clubs[1].pk) == []
+
+
+@pytest.mark.django_db
+def test_a_compiled_lookup_binds_a_list_of_ids_as_its_array() -> None:
+    clubs: list[Club] = [ClubFactory(), ClubFactory()]
+    members = [MemberFactory(club=club) for club in clubs * 3]
+
+    def query(club_id: int, ids: list[int]) -> QuerySet[Member, dict[str, Any]]:
+        return (
+            Member.objects.filter(InArray(F("club_id"), [club_id]))
+            .filter(InArray(F("pk"), ids))
+            .order_by("pk")
+            .values(*MEMBER_COLUMNS)
+        )
+
+    lookup = CompiledRows(Member, 2, query, arrays=(1,))
+    for ids in ([], [members[0].pk], [m.pk for m in members], [members[5].pk, members[2].pk]):
+        for club in clubs:
+            assert repr(lookup(club.pk, ids)) == repr(list(query(club.pk, ids)))
+    assert [row["id"] for row in lookup(clubs[1].pk, [m.pk for m in members])] == [
+        m.pk for m in members[1::2]
+    ]
