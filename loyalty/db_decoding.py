@@ -169,22 +169,52 @@ def _read(alias: str, reading: _Reading, params: Sequence[Any]) -> list[dict[str
         cursor.execute(reading.sql, params)
         found = cursor.fetchall()
     names = reading.names
-    if not reading.converters:
+    if not reading.converters or not found:
         return [dict(zip(names, row, strict=True)) for row in found]
-    decoded = []
-    for row in found:
-        values = list(row)
-        for position, (convs, expression, scanned) in reading.converters:
-            value = values[position]
-            parsed = _scanned(value) if scanned else _UNPARSED
-            if parsed is _UNPARSED:
-                for convert in convs:
-                    value = convert(value, expression, connection)
-            else:
-                value = parsed
-            values[position] = value
-        decoded.append(dict(zip(names, values, strict=True)))
-    return decoded
+    # Column by column: a page's JSON columns are each parsed in one call.
+    columns: list[Sequence[Any]] = list(zip(*found, strict=True))
+    whole = connection.vendor == "postgresql"
+    for position, (convs, expression, scanned) in reading.converters:
+        column = columns[position]
+        parsed = _scanned_whole(column) if whole and scanned else None
+        columns[position] = (
+            parsed
+            if parsed is not None
+            else [_converted(value, convs, expression, connection, scanned) for value in column]
+        )
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _scanned_whole(texts: Sequence[Any]) -> list[Any] | None:
+    """PostgreSQL's texts of a JSON column parsed as one array, by one call of the C scanner;
+    None when one is not text (SQL NULL): each is then decoded alone.
+
+    PostgreSQL writes each ``json`` or ``jsonb`` value as one whole JSON document (it
+    refuses any other on input), so the array holds one item per value, each what the value
+    alone parses to. Not for SQLite's texts, which may be anything.
+    """
+    if not all(type(text) is str for text in texts):
+        return None
+    joined = "[" + ",".join(texts) + "]"
+    try:
+        parsed, end = _scan_once(joined, 0)
+    except (StopIteration, ValueError):
+        return None
+    if end != len(joined) or len(parsed) != len(texts):
+        return None
+    return cast(list[Any], parsed)
+
+
+def _converted(
+    value: Any, convs: Any, expression: Any, connection: BaseDatabaseWrapper, scanned: bool
+) -> Any:
+    """One value through its column's converters (a JSON text scanned first, when it can)."""
+    parsed = _scanned(value) if scanned else _UNPARSED
+    if parsed is not _UNPARSED:
+        return parsed
+    for convert in convs:
+        value = convert(value, expression, connection)
+    return value
 
 
 def value_rows(rows: QuerySet[Any, Any]) -> list[Any]:

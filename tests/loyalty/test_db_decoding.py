@@ -69,6 +69,8 @@ def test_value_rows_are_the_rows_django_reads() -> None:
     querysets: list[QuerySet[Any, Any]] = [
         members.values(*MEMBER_COLUMNS),
         members.values("id", "properties").annotate(a=KeyTransform("a", "properties")),
+        # Every value there (a number, a string): PostgreSQL's column parses as one array.
+        members.filter(properties__has_key="a").values(a=KeyTransform("a", "properties")),
         members.values("id", "email", "created_at")[1:3],
         members.values_list("id", "properties"),
         members.values("id").filter(InArray(F("pk"), [])),
