@@ -32,7 +32,7 @@ def paginated_club_rows(
     columns: tuple[str, ...],
     represent: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
 ) -> Response:
-    """The view's page of its club's rows (``view.get_queryset()``, then its filters and
+    """The view's page of its club's rows (``club_queryset``, then its filters and
     ``sort_by[]``), ``columns`` of each (``values()`` names), written by ``represent``.
 
     Unfiltered, and sorted by keys one statement reads (``page_in_order``), the page's
