@@ -137,7 +137,7 @@ def _is_scanned(convs: list[Any]) -> bool:
 
 
 def _reading(rows: QuerySet[Any, Any]) -> _Reading | None:
-    """How to read ``rows`` in one loop; None where Django's own walk is needed: a queryset
+    """How to read ``rows`` (``_read``); None where Django's own walk is needed: a queryset
     that is not ``values()``, or one with columns Django trims or groups (extra ordering
     columns, composite keys). Raises ``EmptyResultSet`` for a query that reads nothing.
     """
@@ -218,13 +218,14 @@ def _converted(
 
 
 def value_rows(rows: QuerySet[Any, Any]) -> list[Any]:
-    """``list(rows)`` of a ``values()`` queryset: the same dicts, read in one loop.
+    """``list(rows)`` of a ``values()`` queryset: the same dicts, read column by column.
 
     Django passes each row through ``apply_converters``, a Python call per converted value:
     a page of 100 members has 400 JSON values, and that walk cost more CPU than reading
-    the rows. Here the JSON columns (``JSONField`` without a decoder) are scanned in the
-    loop that builds the dicts, and any other column's converters (SQLite's datetimes, say)
-    are called there; where Django's own walk is needed (``_reading``), ``list(rows)``.
+    the rows. Here each JSON column (``JSONField`` without a decoder) is parsed in one call
+    on PostgreSQL (``_scanned_whole``), value by value elsewhere, and any other column's
+    converters (SQLite's datetimes, say) are called on its values; where Django's own walk
+    is needed (``_reading``), ``list(rows)``.
     """
     try:
         reading = _reading(rows)

@@ -19,8 +19,6 @@ from members.selectors import MEMBER_COLUMNS, identified_by
 
 # What the pages of a group's members read of the group (to choose their plan and total).
 PAGED_GROUP_FIELDS = ("id", "club_id", "members_count", "system_key")
-# The lookups of one group by club and id, by the columns they read.
-_GROUP_ROWS: dict[tuple[str, ...], CompiledRows] = {}
 
 
 def group_row(club_id: int, group_id: int, columns: tuple[str, ...]) -> dict[str, Any] | None:
@@ -29,15 +27,17 @@ def group_row(club_id: int, group_id: int, columns: tuple[str, ...]) -> dict[str
     The statement is compiled once per set of columns (``CompiledRows``): a show of a group
     and each page of its members look it up.
     """
-    lookup = _GROUP_ROWS.get(columns)
-    if lookup is None:
-        lookup = _GROUP_ROWS[columns] = CompiledRows(
-            MembersGroup,
-            2,
-            lambda club, pk: MembersGroup.objects.filter(club_id=club, pk=pk).values(*columns),
-        )
-    rows = lookup(club_id, group_id)
+    rows = _group_lookup(columns)(club_id, group_id)
     return rows[0] if rows else None
+
+
+@lru_cache(maxsize=16)
+def _group_lookup(columns: tuple[str, ...]) -> CompiledRows:
+    return CompiledRows(
+        MembersGroup,
+        2,
+        lambda club, pk: MembersGroup.objects.filter(club_id=club, pk=pk).values(*columns),
+    )
 
 
 def paged_group(club_id: int, group_id: int) -> MembersGroup | None:
